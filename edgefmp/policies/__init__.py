@@ -11,6 +11,13 @@ from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy
 # name -> "module:factory"; imported on first use so torch-based policies cost nothing until chosen.
 POLICY_FACTORIES: dict[str, str] = {
     "static": "edgefmp.policies.static:StaticPolicy",
+    "random": "edgefmp.policies.random_policy:RandomPolicy",
+    "cascade": "edgefmp.policies.cascade:CascadePolicy",
+    "routing": "edgefmp.policies.routing:RoutingPolicy",
+    "ucb": "edgefmp.policies.ucb:UCBPolicy",
+    "linucb": "edgefmp.policies.linucb:LinUCBPolicy",
+    "paper": "edgefmp.policies.paper:PaperPolicy",
+    "adaptive": "edgefmp.policies.adaptive:AdaptivePolicy",
 }
 
 
