@@ -37,10 +37,15 @@ def check_image(image: np.ndarray, where: str) -> None:
 
 @dataclass(frozen=True)
 class DetectRequest:
-    """Find objects named by `labels` in `image`."""
+    """Find objects named by `labels` in `image`.
+
+    `origin` is the (x, y) of the image's top-left corner in the frame when the image is a
+    crop; backends ignore it, traces use it to report boxes in frame pixels.
+    """
 
     image: np.ndarray
     labels: tuple[str, ...]
+    origin: tuple[float, float] = (0.0, 0.0)
     function: str = field(default="detect", init=False)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,166 @@
+"""The `edgefmp` command line: a thin layer over the library that prints with rich.
+
+Only this module (and the command modules it registers) prints; the library logs. Every
+command catches EdgeFMPError alone and turns it into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgefmp.errors import EdgeFMPError
+
+app = typer.Typer(
+    name="edgefmp",
+    help="Run foundation-model programs on edge devices, every neural call routed to the cheapest backend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+# Command modules of other parts register themselves here when they are installed.
+COMMAND_MODULES = ("edgefmp.export.commands", "edgefmp.zoo.commands", "edgefmp.policies.commands",
+                   "edgefmp.serve.commands", "edgefmp.bench.commands")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library errors into a clear message and exit code 2 (no traceback for users)."""
+    try:
+        yield
+    except EdgeFMPError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug")] = 0,
+) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+
+
+@app.command()
+def check(program: Annotated[Path, typer.Argument(help="program file defining execute_command(image)")]) -> None:
+    """Validate a program and list its neural call sites."""
+    from edgefmp.program import load_program
+
+    with user_errors():
+        compiled = load_program(program)
+    table = Table(title=f"{program}: accepted, {len(compiled.sites)} neural call sites")
+    for col in ("site id", "function", "line", "call"):
+        table.add_column(col)
+    for site in compiled.sites.values():
+        table.add_row(site.site_id, site.function, str(site.line), site.text)
+    out.print(table)
+
+
+@app.command()
+def run(
+    program: Annotated[Path, typer.Argument(help="program file defining execute_command(image)")],
+    source: Annotated[str, typer.Option(help="camera index, rtsp:// or http:// URL, video file or image folder")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="JSONL trace file, one line per frame")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="catalog YAML (default: the bundled demo catalog)")] = None,
+    policy: Annotated[Optional[str], typer.Option(help="policy name or preset YAML (default: the best available)")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after this many frames")] = None,
+    video_out: Annotated[Optional[Path], typer.Option(help="write an annotated video here")] = None,
+    state: Annotated[Optional[Path], typer.Option(help="policy state file: loaded if present, saved as it learns")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="JSONL labels {frame_id, label} (may arrive late)")] = None,
+    local_only: Annotated[Optional[list[str]], typer.Option(help="site ids that must never leave the device")] = None,
+    summary_out: Annotated[Optional[Path], typer.Option(help="write the end-of-run summary JSON here")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """Run a program on a stream and write per-frame traces."""
+    from edgefmp.runtime.session import RunOptions, run_program
+
+    options = RunOptions(
+        program=program,
+        source=source,
+        out=out_path,
+        catalog=catalog,
+        policy=policy,
+        max_frames=max_frames,
+        video_out=video_out,
+        state=state,
+        labels=labels,
+        local_only=set(local_only or []),
+        summary_out=summary_out,
+        progress=not quiet,
+    )
+    with user_errors():
+        summary = run_program(options, console=console)
+    out.print(summary.render())
+
+
+@app.command()
+def demo(
+    frames: Annotated[int, typer.Option(min=10, help="frames in the generated demo video")] = 150,
+    workdir: Annotated[Path, typer.Option(help="where the demo video, traces and summary go")] = Path("runs/demo"),
+    policy: Annotated[Optional[str], typer.Option(help="policy name (default: the best available)")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """The main job on the bundled default: a camera-like easy-VQA video, the example program,
+    the bundled backends, and the summary."""
+    from edgefmp.demo import run_demo
+
+    with user_errors():
+        result = run_demo(workdir, frames=frames, policy=policy, console=console, progress=not quiet)
+    out.print(result.summary.render())
+    out.print(
+        f"answers correct: {result.correct}/{result.scored} ({100.0 * result.accuracy:.1f}%) against ground truth; "
+        f"traces: {result.traces_path}; annotated video: {result.video_path}"
+    )
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """What this machine offers: execution providers, GPU, TensorRT, energy meters, video I/O."""
+    from edgefmp.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        out.print_json(json.dumps([c.__dict__ for c in checks]))
+        return
+    table = Table(title="edgefmp doctor")
+    for col in ("area", "component", "status", "detail", "to add it"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.area, c.name, "[green]ok[/]" if c.ok else "[yellow]missing[/]", c.detail, c.fix)
+    out.print(table)
+
+
+def _register_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_command_modules()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""The executor: runs a program on one frame, routing every neural call as it happens.
+
+Routing is decided call by call (not once per frame as in the paper) so a policy can use the
+results of earlier calls in the same frame. A failing backend never loses the frame: the call
+falls back to the next available backend and the trace keeps the failed attempt beside the call
+that succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from edgefmp.backends.base import Backend
+from edgefmp.backends.catalog import Catalog
+from edgefmp.cost.meters import DEFAULT_BUSY_POWER_W, EnergyMeter, EstimatedMeter
+from edgefmp.errors import BackendUnavailable, ConfigError, ProgramError
+from edgefmp.frame import Frame
+from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy, SiteInfo
+from edgefmp.program.api import WorkBudget
+from edgefmp.results import DetectRequest, Detections, Request, Result, request_summary
+from edgefmp.trace import Attempt, CallRecord, Cost, Trace
+
+log = logging.getLogger(__name__)
+
+def fallback_order(chosen: int, available: list[bool]) -> list[int]:
+    """Backends to try: the chosen one, then more capable ones in order, then cheaper ones from
+    the most capable down (so a failing remote model falls back to the best local one)."""
+    n = len(available)
+    rest = [*range(chosen + 1, n), *range(chosen - 1, -1, -1)]
+    return [chosen, *(i for i in rest if available[i])]
+
+
+def _to_json(value: Any, depth: int = 0) -> Any:
+    """Make a program's answer JSON-able (patches become their boxes)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if depth > 4:
+        return repr(value)[:200]
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v, depth + 1) for v in value[:100]]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v, depth + 1) for k, v in list(value.items())[:100]}
+    box = [getattr(value, k, None) for k in ("left", "upper", "right", "lower")]
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in box):
+        return {"box": [float(v) for v in box], "label": getattr(value, "label", None)}
+    return repr(value)[:200]
+
+
+def _result_summary(request: Request, result: Result) -> Any:
+    summary = result.summary()
+    if isinstance(request, DetectRequest) and isinstance(result, Detections):
+        ox, oy = request.origin
+        for item in summary:
+            x1, y1, x2, y2 = item["box"]
+            item["box"] = [round(x1 + ox, 1), round(y1 + oy, 1), round(x2 + ox, 1), round(y2 + oy, 1)]
+    return summary
+
+
+class _FrameCaller:
+    """The NeuralCaller of one frame: asks the policy, calls backends, records calls."""
+
+    def __init__(self, executor: Executor, frame: Frame, frame_index: int) -> None:
+        self.executor = executor
+        self.frame = frame
+        self.frame_index = frame_index
+        self.calls: list[CallRecord] = []
+        self.cache: dict[str, Any] = {}
+
+    def call(self, site_id: str, request: Request) -> Result:
+        ex = self.executor
+        site = ex.site_info(site_id, request.function)
+        backends = ex.catalog.backends(site.function)
+        available = [b.available() and not (site.local_only and b.location == "remote") for b in backends]
+        if not any(available):
+            raise BackendUnavailable(
+                f"site {site_id}: no backend of {site.function!r} is available now "
+                f"({', '.join(b.name for b in backends)})"
+            )
+        context = DecisionContext(
+            frame=self.frame,
+            request=request,
+            calls_so_far=self.calls,
+            available=available,
+            frame_index=self.frame_index,
+            cache=self.cache,
+        )
+        t0 = time.perf_counter()
+        decision = ex.policy.choose(site, context)
+        decision_us = (time.perf_counter() - t0) * 1e6
+        if not 0 <= decision.index < len(backends):
+            raise ConfigError(
+                f"policy {ex.policy.name!r} chose backend {decision.index} at site {site_id}, "
+                f"which has backends 0..{len(backends) - 1}"
+            )
+        if not available[decision.index]:
+            log.warning("policy %s chose unavailable backend %s at %s", ex.policy.name, decision.index, site_id)
+        record, result = ex.invoke(site, backends, request, decision, available, decision_us)
+        self.calls.append(record)
+        escalate = getattr(ex.policy, "escalate", None)
+        if escalate is not None and result is not None:
+            t1 = time.perf_counter()
+            better = escalate(site, context, record)
+            escalate_us = (time.perf_counter() - t1) * 1e6
+            if better is not None and better != record.backend_index and available[better]:
+                record2, result2 = ex.invoke(site, backends, request, Decision(better, 1.0), available, escalate_us)
+                self.calls.append(record2)
+                if result2 is not None:
+                    result = result2
+                    record = record2
+        if result is None:
+            raise BackendUnavailable(f"site {site_id}: every backend failed: {record.error}")
+        return result
+
+
+class Executor:
+    """Runs a compiled program frame by frame with a catalog of backends and a policy."""
+
+    def __init__(
+        self,
+        program: Any,
+        catalog: Catalog,
+        policy: Policy,
+        *,
+        meter: EnergyMeter | None = None,
+        budget: WorkBudget | None = None,
+        local_only_sites: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        self.program = program
+        self.catalog = catalog
+        self.policy = policy
+        self.meter = meter or EstimatedMeter()
+        self.budget = budget or WorkBudget()
+        self.local_only_sites = frozenset(local_only_sites)
+        self._sites: dict[str, SiteInfo] = {}
+        missing = sorted({s.function for s in program.sites.values()} - set(catalog.functions))
+        if missing:
+            raise ConfigError(
+                f"program {program.filename} calls {', '.join(missing)} but catalog "
+                f"{catalog.spec.name!r} serves only: {', '.join(catalog.functions)}; add backends for "
+                "those functions to the catalog"
+            )
+
+    def site_info(self, site_id: str, function: str) -> SiteInfo:
+        site = self._sites.get(site_id)
+        if site is None:
+            backends = self.catalog.backends(function)
+            site = SiteInfo(
+                site_id=site_id,
+                function=function,
+                backends=tuple(
+                    BackendInfo(
+                        name=b.name,
+                        location=b.location,
+                        prior=Cost(
+                            latency_ms=b.spec.cost.latency_ms or 0.0,
+                            energy_j=b.spec.cost.energy_j or 0.0,
+                            bytes_up=int(b.spec.cost.bytes_per_call or 0),
+                        )
+                        if b.spec.cost.latency_ms is not None
+                        else None,
+                        params=b.spec.cost.params,
+                    )
+                    for b in backends
+                ),
+                local_only=site_id in self.local_only_sites,
+            )
+            self._sites[site_id] = site
+        return site
+
+    def sites(self) -> list[SiteInfo]:
+        """SiteInfo for every neural call site of the program."""
+        return [self.site_info(s.site_id, s.function) for s in self.program.sites.values()]
+
+    def _timed_infer(self, backend: Backend, request: Request) -> tuple[Result | None, Cost, str | None]:
+        token = self.meter.begin()
+        t0 = time.perf_counter()
+        result: Result | None = None
+        error: str | None = None
+        try:
+            result = backend.infer(request)
+        except Exception as exc:  # any backend failure falls back; the trace keeps the reason
+            error = f"{type(exc).__name__}: {exc}"
+            log.debug("backend %s failed", backend.name, exc_info=True)
+        latency_s = time.perf_counter() - t0
+        moved = (result.bytes_up + result.bytes_down) if result is not None else 0
+        power = backend.spec.power_w or DEFAULT_BUSY_POWER_W.get(backend.location, 15.0)
+        reading = self.meter.end(token, latency_s=latency_s, power_w=power, bytes_moved=moved)
+        cost = Cost(
+            latency_ms=latency_s * 1e3,
+            energy_j=reading.joules,
+            energy_source=reading.source,
+            bytes_up=result.bytes_up if result is not None else 0,
+            bytes_down=result.bytes_down if result is not None else 0,
+        )
+        return result, cost, error
+
+    def invoke(
+        self,
+        site: SiteInfo,
+        backends: list[Backend],
+        request: Request,
+        decision: Decision,
+        available: list[bool],
+        decision_us: float,
+    ) -> tuple[CallRecord, Result | None]:
+        """Call the chosen backend, falling back in `fallback_order`; one record either way."""
+        attempts: list[Attempt] = []
+        record = CallRecord(
+            site=site.site_id,
+            function=site.function,
+            backend=None,
+            backend_index=None,
+            args=request_summary(request),
+            policy=self.policy.name,
+            propensity=decision.propensity,
+            decision_us=decision_us,
+            features=list(decision.features) if decision.features is not None else None,
+        )
+        for index in fallback_order(decision.index, available):
+            backend = backends[index]
+            result, cost, error = self._timed_infer(backend, request)
+            if result is None:
+                attempts.append(Attempt(backend=backend.name, error=error or "failed", cost=cost))
+                continue
+            record.backend = backend.name
+            record.backend_index = index
+            record.result = _result_summary(request, result)
+            record.confidence = result.confidence
+            record.cost = cost
+            record.attempts = attempts
+            if attempts:
+                log.info(
+                    "site %s: %s failed (%s); fell back to %s",
+                    site.site_id, attempts[0].backend, attempts[0].error, backend.name,
+                )
+            return record, result
+        record.attempts = attempts
+        record.error = "; ".join(f"{a.backend}: {a.error}" for a in attempts)
+        return record, None
+
+    def run_frame(self, frame: Frame, frame_index: int = 0) -> Trace:
+        """Run the program on one frame; never raises for a bad frame or a failing program."""
+        trace = Trace(frame_id=frame.frame_id, ts=frame.ts, meta=dict(frame.meta))
+        if frame.image is None:
+            trace.error = f"frame {frame.frame_id} unreadable: {frame.error}"
+            return trace
+        caller = _FrameCaller(self, frame, frame_index)
+        t0 = time.perf_counter()
+        try:
+            trace.answer = _to_json(self.program.run(frame.image, caller, self.budget))
+        except ProgramError as exc:
+            trace.error = f"{type(exc).__name__}: {exc}"
+        except BackendUnavailable as exc:
+            trace.error = f"BackendUnavailable: {exc}"
+        except Exception as exc:  # a program bug must cost one frame, not the stream
+            trace.error = f"program failed on frame {frame.frame_id}: {type(exc).__name__}: {exc}"
+            log.debug("program failed", exc_info=True)
+        trace.wall_ms = (time.perf_counter() - t0) * 1e3
+        trace.calls = caller.calls
+        return trace
+
+
+__all__ = ["Executor", "fallback_order"]
