@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -74,15 +74,19 @@ def check(program: Annotated[Path, typer.Argument(help="program file defining ex
 def run(
     program: Annotated[Path, typer.Argument(help="program file defining execute_command(image)")],
     source: Annotated[str, typer.Option(help="camera index, rtsp:// or http:// URL, video file or image folder")],
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="JSONL trace file, one line per frame")] = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="catalog YAML (default: the bundled demo catalog)")] = None,
-    policy: Annotated[Optional[str], typer.Option(help="policy name or preset YAML (default: the best available)")] = None,
-    max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after this many frames")] = None,
-    video_out: Annotated[Optional[Path], typer.Option(help="write an annotated video here")] = None,
-    state: Annotated[Optional[Path], typer.Option(help="policy state file: loaded if present, saved as it learns")] = None,
-    labels: Annotated[Optional[Path], typer.Option(help="JSONL labels {frame_id, label} (may arrive late)")] = None,
-    local_only: Annotated[Optional[list[str]], typer.Option(help="site ids that must never leave the device")] = None,
-    summary_out: Annotated[Optional[Path], typer.Option(help="write the end-of-run summary JSON here")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="JSONL trace file, one line per frame")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="catalog YAML (default: the bundled demo catalog)")] = None,
+    policy: Annotated[str | None, typer.Option(help="policy name or preset YAML (default: the best available)")] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="stop after this many frames")] = None,
+    video_out: Annotated[Path | None, typer.Option(help="write an annotated video here")] = None,
+    state: Annotated[Path | None, typer.Option(help="policy state file: loaded if present, saved as it learns")] = None,
+    labels: Annotated[Path | None, typer.Option(help="JSONL labels {frame_id, label, delay?} to learn from")] = None,
+    audit: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="without labels: share of frames also run on the largest backends"),
+    ] = 0.0,
+    local_only: Annotated[list[str] | None, typer.Option(help="site ids that must never leave the device")] = None,
+    summary_out: Annotated[Path | None, typer.Option(help="write the end-of-run summary JSON here")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
 ) -> None:
     """Run a program on a stream and write per-frame traces."""
@@ -98,6 +102,7 @@ def run(
         video_out=video_out,
         state=state,
         labels=labels,
+        audit=audit,
         local_only=set(local_only or []),
         summary_out=summary_out,
         progress=not quiet,
@@ -111,7 +116,7 @@ def run(
 def demo(
     frames: Annotated[int, typer.Option(min=10, help="frames in the generated demo video")] = 150,
     workdir: Annotated[Path, typer.Option(help="where the demo video, traces and summary go")] = Path("runs/demo"),
-    policy: Annotated[Optional[str], typer.Option(help="policy name (default: the best available)")] = None,
+    policy: Annotated[str | None, typer.Option(help="policy name (default: the best available)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
 ) -> None:
     """The main job on the bundled default: a camera-like easy-VQA video, the example program,

@@ -39,10 +39,7 @@ class Cost:
         )
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["latency_ms"] = round(self.latency_ms, 4)
-        d["energy_j"] = round(self.energy_j, 6)
-        return d
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Cost:

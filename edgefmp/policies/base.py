@@ -75,6 +75,13 @@ class Policy(ABC):
     def update(self, trace: Trace, reward: float) -> None:
         """Learn from a frame's reward; credit goes only to the sites that ran in `trace`."""
 
+    def observe(self, trace: Trace) -> None:
+        """See a frame's measured costs as soon as it finishes, before (or without) feedback.
+
+        Budgets need every frame's cost even when its label comes late or never; the runtime
+        calls this once per frame. Default: nothing.
+        """
+
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.name}
 

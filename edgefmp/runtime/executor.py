@@ -16,12 +16,12 @@ import numpy as np
 
 from edgefmp.backends.base import Backend
 from edgefmp.backends.catalog import Catalog
-from edgefmp.cost.meters import DEFAULT_BUSY_POWER_W, EnergyMeter, EstimatedMeter
+from edgefmp.cost.meters import EnergyMeter, EstimatedMeter, busy_power_w
 from edgefmp.errors import BackendUnavailable, ConfigError, ProgramError
 from edgefmp.frame import Frame
 from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy, SiteInfo
 from edgefmp.program.api import WorkBudget
-from edgefmp.results import DetectRequest, Detections, Request, Result, request_summary
+from edgefmp.results import Detections, DetectRequest, Request, Result, request_summary
 from edgefmp.trace import Attempt, CallRecord, Cost, Trace
 
 log = logging.getLogger(__name__)
@@ -182,21 +182,24 @@ class Executor:
         t0 = time.perf_counter()
         result: Result | None = None
         error: str | None = None
+        carrier: object = None
         try:
             result = backend.infer(request)
+            carrier = result
         except Exception as exc:  # any backend failure falls back; the trace keeps the reason
             error = f"{type(exc).__name__}: {exc}"
+            carrier = exc  # a failed remote call still moved bytes; its error carries them
             log.debug("backend %s failed", backend.name, exc_info=True)
         latency_s = time.perf_counter() - t0
-        moved = (result.bytes_up + result.bytes_down) if result is not None else 0
-        power = backend.spec.power_w or DEFAULT_BUSY_POWER_W.get(backend.location, 15.0)
-        reading = self.meter.end(token, latency_s=latency_s, power_w=power, bytes_moved=moved)
+        up, down = int(getattr(carrier, "bytes_up", 0) or 0), int(getattr(carrier, "bytes_down", 0) or 0)
+        power = busy_power_w(backend.location, backend.spec.power_w)
+        reading = self.meter.end(token, latency_s=latency_s, power_w=power, bytes_moved=up + down)
         cost = Cost(
             latency_ms=latency_s * 1e3,
             energy_j=reading.joules,
             energy_source=reading.source,
-            bytes_up=result.bytes_up if result is not None else 0,
-            bytes_down=result.bytes_down if result is not None else 0,
+            bytes_up=up,
+            bytes_down=down,
         )
         return result, cost, error
 

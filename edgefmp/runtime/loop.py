@@ -28,15 +28,15 @@ class Sink(Protocol):
 
 
 class FeedbackHook(Protocol):
-    """Turns traces and arriving labels into (trace, reward) pairs for the policy."""
+    """Sees every finished frame (in order) and feeds the policy what it can learn from."""
 
-    def on_trace(self, trace: Trace) -> list[tuple[Trace, float]]: ...
+    def after_frame(self, trace: Trace, frame: Frame) -> None: ...
 
 
 @dataclass
 class LoopHooks:
-    """Optional callbacks: `feedback` yields rewards to learn from; `save_state` persists the
-    policy; `on_frame` sees each trace (progress display)."""
+    """Optional callbacks: `feedback` feeds the policy; `save_state` persists it; `on_frame`
+    sees each trace (progress display)."""
 
     feedback: FeedbackHook | None = None
     save_state: Callable[[], None] | None = None
@@ -65,8 +65,7 @@ def run_stream(
                 continue
             trace = executor.run_frame(item, done)
             if hooks.feedback is not None:
-                for past, reward in hooks.feedback.on_trace(trace):
-                    executor.policy.update(past, reward)
+                hooks.feedback.after_frame(trace, item)
             for sink in sinks:
                 sink.write(trace, item.image)
             if hooks.on_frame is not None:

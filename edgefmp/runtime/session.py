@@ -15,7 +15,9 @@ from edgefmp.backends.catalog import Catalog, default_catalog_path, load_catalog
 from edgefmp.cost.meters import select_meter
 from edgefmp.policies import Policy, create
 from edgefmp.program import load_program
+from edgefmp.policies.feedback import AuditSampler
 from edgefmp.runtime.executor import Executor
+from edgefmp.runtime.learning import Learning
 from edgefmp.runtime.loop import LoopHooks, run_stream
 from edgefmp.runtime.progress import StreamProgress
 from edgefmp.runtime.sinks import AnnotatedVideoSink, JsonlTraceSink
@@ -58,6 +60,7 @@ class RunOptions:
     video_out: Path | None = None
     state: Path | None = None
     labels: Path | None = None
+    audit: float = 0.0
     local_only: set[str] = field(default_factory=set)
     summary_out: Path | None = None
     progress: bool = True
@@ -71,11 +74,13 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
     spec = load_catalog(catalog_path)
     policy = build_policy(options.policy)
     state_io = _policy_state_io(policy, options.state)
-    feedback = _feedback(options.labels)
     summary = RunSummary()
     with Catalog.open(spec) as catalog:
-        executor = Executor(program, catalog, policy, meter=select_meter(), local_only_sites=options.local_only)
+        meter = select_meter()
+        executor = Executor(program, catalog, policy, meter=meter, local_only_sites=options.local_only)
+        learning = _learning(options, executor)
         source = open_source(options.source, max_frames=options.max_frames, **options.source_options)
+        summary.source_stats = source.stats
         sinks: list[Any] = [summary]
         if options.out is not None:
             sinks.append(JsonlTraceSink(options.out))
@@ -83,7 +88,7 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
             sinks.append(AnnotatedVideoSink(options.video_out))
         log.info("running %s on %s with %s and policy %s", options.program, options.source, catalog_path, policy.name)
         progress = StreamProgress(console, total=options.max_frames, enabled=options.progress)
-        hooks = LoopHooks(feedback=feedback, save_state=state_io, on_frame=progress.update)
+        hooks = LoopHooks(feedback=learning, save_state=state_io, on_frame=progress.update)
         try:
             with progress:
                 run_stream(source, executor, sinks, hooks, max_frames=options.max_frames)
@@ -110,9 +115,14 @@ def _policy_state_io(policy: Policy, path: Path | None) -> Any:
     return save
 
 
-def _feedback(labels: Path | None) -> Any:
-    if labels is None:
-        return None
-    from edgefmp.policies.feedback import LabelFileFeedback
-
-    return LabelFileFeedback(labels)
+def _learning(options: RunOptions, executor: Executor) -> Learning:
+    """Labels if given; else audit runs of the largest configuration if asked for; the policy
+    always observes every frame's costs (budgets need them even without labels)."""
+    audit = reference = None
+    if options.audit > 0:
+        audit = AuditSampler(options.audit)
+        reference = Executor(
+            executor.program, executor.catalog, create("static:-1"),
+            meter=executor.meter, local_only_sites=executor.local_only_sites,
+        )
+    return Learning(executor.policy, labels=options.labels, audit=audit, reference=reference)

@@ -1,0 +1,256 @@
+"""ClassicalBackend: OpenCV only, zero weights — the cheapest tier of a catalog.
+
+`detector: shapes` finds coloured geometric shapes (easy-VQA and scenes composed of them, see
+classical_shapes.py) and answers all four image functions about them:
+- detect: labels like "circle", "red", "red circle", or "shape"/"object" for any shape;
+- verify: subject a shape word or "shape"/"object", property a colour or a shape;
+- classify: the option (colour, shape, or "colour shape") that best fits the main shape;
+- vqa: template questions — "what color is the shape?", "what shape is ...?",
+  "is there a red circle?" -> yes/no (negations understood), "how many ...?".
+`detector: faces` (Haar cascade) and `detector: people` (HOG) answer detect and the counting
+and yes/no questions about faces or people.
+
+```python
+from edgefmp.backends.catalog import BackendSpec
+from edgefmp.backends.classical import ClassicalBackend, ClassicalOptions
+cv = ClassicalBackend(BackendSpec(name="shapes-cv", kind="classical", function="vqa"), ClassicalOptions())
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgefmp.backends import classical_cascades as cascades
+from edgefmp.backends.base import Backend
+from edgefmp.backends.classical_shapes import COLORS, SHAPES, Shape, find_shapes
+from edgefmp.backends.processing import parse_question
+from edgefmp.errors import BackendError, ConfigError
+from edgefmp.results import (
+    Answer,
+    ClassifyRequest,
+    DetectRequest,
+    Detections,
+    Request,
+    Result,
+    Verdict,
+    VerifyRequest,
+    VQARequest,
+)
+
+if TYPE_CHECKING:
+    from edgefmp.backends.catalog import BackendSpec
+
+log = logging.getLogger(__name__)
+
+GENERIC = frozenset({"shape", "shapes", "object", "objects", "thing", "things", "item", "items", "figure"})
+_WORD_SYNONYMS = {"colour": "color", "grey": "gray", "square": "rectangle", "squares": "rectangle",
+                  "circles": "circle", "rectangles": "rectangle", "triangles": "triangle", "rect": "rectangle"}
+GROUPS: dict[str, list[str]] = {"color": list(COLORS), "shape": list(SHAPES)}
+FUNCTIONS = {"shapes": ("detect", "verify", "classify", "vqa"), "faces": ("detect", "vqa"),
+             "people": ("detect", "vqa")}
+
+
+class ClassicalOptions(BaseModel):
+    """`options:` of a classical backend in a catalog."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: Literal["shapes", "faces", "people"] = "shapes"
+    score_threshold: float = Field(default=0.05, ge=0, le=1, description="drop detections scored below this")
+    min_area: float = Field(default=0.0015, gt=0, lt=1, description="smallest shape, as a fraction of the image")
+
+
+def label_words(label: str) -> list[str] | None:
+    """The colour/shape words a label constrains ([] = any shape); None if it names something
+    else (a label the shapes detector can never find)."""
+    words = [_WORD_SYNONYMS.get(t, t) for t in re.findall(r"[a-z]+", label.lower())]
+    out = [w for w in words if w not in GENERIC and w not in ("a", "an", "the")]
+    return out if all(w in COLORS or w in SHAPES for w in out) else None
+
+
+def matches(shape: Shape, words: list[str]) -> bool:
+    """True when the shape's best colour and shape agree with every word."""
+    return all(w in (shape.color, shape.shape) for w in words)
+
+
+def score(shape: Shape, words: list[str]) -> float:
+    """How sure we are that `shape` is what `words` say: stands out x attribute probabilities."""
+    p = shape.strength
+    for w in words:
+        p *= shape.prob(w)
+    return float(min(max(p, 0.0), 1.0))
+
+
+class ClassicalBackend(Backend):
+    """OpenCV detectors without learned weights; see the module docstring."""
+
+    kind = "classical"
+    Options = ClassicalOptions
+
+    def __init__(self, spec: BackendSpec, options: BaseModel) -> None:
+        opts = options if isinstance(options, ClassicalOptions) else ClassicalOptions.model_validate(options.model_dump())
+        super().__init__(spec, opts)
+        self.opts = opts
+        self.detector = opts.detector
+        served = FUNCTIONS[opts.detector]
+        if spec.function and spec.function not in served:
+            raise ConfigError(
+                f"backend {spec.name!r}: classical detector {opts.detector!r} cannot serve {spec.function!r}; "
+                f"it serves: {', '.join(served)}"
+            )
+        self._people: cascades.Detector | None = None
+        if opts.detector == "faces":
+            self._people = cascades.face_detector()
+        elif opts.detector == "people":
+            self._people = cascades.people_detector()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "detector": self.detector}
+
+    def warmup(self) -> None:
+        self._run_detector(np.full((64, 64, 3), 200, np.uint8))
+
+    def infer(self, request: Request) -> Result:
+        image = getattr(request, "image", None)
+        if image is None:
+            raise BackendError(f"backend {self.name!r} needs an image request, got {request.function!r}")
+        try:
+            found = self._run_detector(image)
+        except BackendError:
+            raise
+        except Exception as exc:  # OpenCV errors (cv2.error) and the like
+            raise BackendError(f"backend {self.name!r}: OpenCV failed: {exc}") from exc
+        if self._people is not None:
+            return self._answer_people(found, request)
+        return self._answer_shapes(found, request)
+
+    def _run_detector(self, image: np.ndarray) -> list[Any]:
+        if self._people is not None:
+            return self._people(image)
+        return find_shapes(image, self.opts.min_area)
+
+    # ------------------------------------------------------------------------ shapes
+
+    def _answer_shapes(self, shapes: list[Shape], request: Request) -> Result:
+        if isinstance(request, DetectRequest):
+            return self._detect(shapes, request.labels)
+        if isinstance(request, VerifyRequest):
+            return self._verify(shapes, request.subject, request.property)
+        if isinstance(request, ClassifyRequest):
+            return self._classify(shapes, request.options)
+        if isinstance(request, VQARequest):
+            return self._vqa(shapes, request.question)
+        raise BackendError(f"backend {self.name!r} cannot answer {request.function!r} requests")
+
+    def _detect(self, shapes: list[Shape], labels: tuple[str, ...]) -> Detections:
+        boxes, scores, names = [], [], []
+        for label in labels:
+            words = label_words(label)
+            if words is None:
+                continue
+            for s in shapes:
+                sc = score(s, words)
+                if matches(s, words) and sc >= self.opts.score_threshold:
+                    boxes.append(s.box)
+                    scores.append(sc)
+                    names.append(label)
+        order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
+        return Detections(
+            boxes=np.asarray(boxes, np.float32).reshape(-1, 4)[order],
+            scores=np.asarray(scores, np.float32)[order],
+            labels=[names[i] for i in order],
+        )
+
+    def _verify(self, shapes: list[Shape], subject: str, prop: str) -> Verdict:
+        subject_words, prop_words = label_words(subject), label_words(prop)
+        if not prop_words:
+            raise BackendError(
+                f"cannot verify property {prop!r}: the shapes detector knows colours "
+                f"({', '.join(COLORS)}) and shapes ({', '.join(SHAPES)})"
+            )
+        if subject_words is None:
+            raise BackendError(f"cannot verify {subject!r}: the shapes detector sees only shapes")
+        subjects = [s for s in shapes if matches(s, subject_words)] or shapes
+        if not subjects:
+            return Verdict(value=False, confidence=0.5)
+        yes = [s for s in subjects if matches(s, prop_words)]
+        if yes:
+            return Verdict(value=True, confidence=max(score(s, prop_words) for s in yes))
+        p = max(score(s, prop_words) for s in subjects)
+        return Verdict(value=False, confidence=1.0 - p)
+
+    def _main_shape(self, shapes: list[Shape], words: list[str]) -> Shape:
+        if not shapes:
+            raise BackendError(f"backend {self.name!r} found no shape in the image")
+        candidates = [s for s in shapes if matches(s, words)] or shapes
+        return max(candidates, key=lambda s: (score(s, words), s.area))
+
+    def _classify(self, shapes: list[Shape], options: tuple[str, ...]) -> Answer:
+        parsed = [(o, label_words(o)) for o in options]
+        known = [(o, w) for o, w in parsed if w]
+        if not known:
+            raise BackendError(f"none of the options {list(options)} names a colour or a shape")
+        main = self._main_shape(shapes, [])
+        p = np.asarray([score(main, w) / max(main.strength, 1e-6) for _, w in known])
+        best = int(p.argmax())
+        total = float(p.sum())
+        conf = (float(p[best]) / total if total > 0 else 1.0 / len(known)) * main.strength
+        return Answer(text=known[best][0], confidence=min(max(conf, 0.0), 1.0))
+
+    def _vqa(self, shapes: list[Shape], question: str) -> Answer:
+        q = parse_question(question, GROUPS)
+        words = list(q.mentioned)
+        if q.kind == "what" and q.group is not None:
+            main = self._main_shape(shapes, words)
+            value = main.color if q.group == "color" else main.shape
+            return Answer(text=value, confidence=score(main, [value]))
+        if q.kind == "count":
+            hits = [s for s in shapes if matches(s, words)]
+            conf = float(np.mean([score(s, words) for s in hits])) if hits else 0.5
+            return Answer(text=str(len(hits)), confidence=conf)
+        if q.kind == "yesno":
+            hits = [s for s in shapes if matches(s, words)]
+            if hits:
+                present, conf = True, max(score(s, words) for s in hits)
+            else:
+                present, conf = False, 1.0 - max((score(s, words) for s in shapes), default=0.0)
+            return Answer(text="yes" if present != q.negated else "no", confidence=min(max(conf, 0.0), 1.0))
+        raise BackendError(
+            f"cannot answer {question!r}: the shapes detector answers only template questions about "
+            f"color and shape (what color/shape ...?, is there a <color> <shape>?, how many ...?)"
+        )
+
+    # ------------------------------------------------------------------- faces, people
+
+    def _answer_people(self, found: list[cascades.Found], request: Request) -> Result:
+        words = cascades.FACE_WORDS if self.detector == "faces" else cascades.PERSON_WORDS
+        kept = [f for f in found if f.score >= self.opts.score_threshold]
+        if isinstance(request, DetectRequest):
+            wanted = [lab for lab in request.labels if lab.strip().lower() in words]
+            if not wanted:
+                return Detections()
+            kept.sort(key=lambda f: -f.score)
+            return Detections(boxes=np.asarray([f.box for f in kept], np.float32).reshape(-1, 4),
+                              scores=np.asarray([f.score for f in kept], np.float32),
+                              labels=[wanted[0]] * len(kept))
+        if isinstance(request, VQARequest):
+            toks = set(re.findall(r"[a-z]+", request.question.lower()))
+            if toks & words:
+                if "how" in toks and "many" in toks:
+                    conf = float(np.mean([f.score for f in kept])) if kept else 0.5
+                    return Answer(text=str(len(kept)), confidence=conf)
+                q = parse_question(request.question, {"object": sorted(words)})
+                if q.kind == "yesno":
+                    present = bool(kept)
+                    conf = max((f.score for f in kept), default=0.5)
+                    return Answer(text="yes" if present != q.negated else "no", confidence=conf)
+        raise BackendError(
+            f"backend {self.name!r} ({self.detector}) answers only detect and 'how many / is there' "
+            f"questions about {'faces' if self.detector == 'faces' else 'people'}"
+        )

@@ -1,0 +1,7 @@
+# "Is there a red circle?" -- detect circles, then verify each one's colour.
+def execute_command(image):
+    circles = image.find("circle")
+    for circle in circles:
+        if circle.verify_property("circle", "red"):
+            return "yes"
+    return "no"

@@ -1,0 +1,43 @@
+"""Fixtures of the export tests: tiny frames, a tiny torch classifier exported to ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """transformers / optimum / torch.onnx emit User- and FutureWarnings about their own
+    internals; they are not ours to fix, so they are not errors in these tests."""
+    for item in items:
+        if "tests/export" in str(item.fspath):
+            item.add_marker(pytest.mark.filterwarnings("ignore::UserWarning"))
+            item.add_marker(pytest.mark.filterwarnings("ignore::FutureWarning"))
+
+
+@pytest.fixture(scope="session")
+def frames_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import cv2
+
+    folder = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An fp32 classifier (images -> logits), batch axis dynamic."""
+    pytest.importorskip("torch")
+    from edgefmp.export.torch_source import torch_export
+    from tests.export.tiny_nets import build_classifier
+
+    import torch
+
+    path = tmp_path_factory.mktemp("onnx") / "cls.onnx"
+    torch_export(build_classifier().eval(), (torch.rand(1, 3, 32, 32),), path, ["images"], ["logits"],
+                 {"images": {0: "batch"}, "logits": {0: "batch"}}, 17)
+    return path

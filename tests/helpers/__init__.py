@@ -1,0 +1,1 @@
+"""Reusable test helpers (fake servers), importable as tests.helpers.<name>."""

@@ -1,0 +1,123 @@
+"""RunSummary on hand-built traces: every number checked against a hand computation."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from edgefmp.runtime.sources import SourceEvent, SourceStats
+from edgefmp.runtime.summary import RunSummary, human_bytes
+from edgefmp.trace import Attempt, CallRecord, Cost, Trace
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call(site: str, function: str, backend: str | None, cost: Cost, **kw: object) -> CallRecord:
+    return CallRecord(site=site, function=function, backend=backend, backend_index=0, args={},
+                      cost=cost, **kw)  # type: ignore[arg-type]
+
+
+def traces() -> list[Trace]:
+    t1 = Trace("v:0", 0.0, wall_ms=50.0, answer="yes", calls=[
+        call("detect#1", "detect", "det-int8", Cost(latency_ms=10, energy_j=0.5)),
+        call("vqa#2", "vqa", "remote-vlm",
+             Cost(latency_ms=30, energy_j=0.0, bytes_up=1000, bytes_down=200, money=0.002)),
+    ])
+    t2 = Trace("v:1", 0.1, wall_ms=40.0, answer="no", calls=[
+        call("detect#1", "detect", "det-fp32",
+             Cost(latency_ms=20, energy_j=1.0, energy_source="nvml"),
+             attempts=[Attempt("det-int8", "timeout", Cost(latency_ms=5, energy_j=0.1))]),
+    ])
+    t3 = Trace("v:2", 0.2, wall_ms=1.0, error="cannot decode frame 2 of v.mp4")
+    return [t1, t2, t3]
+
+
+def filled(clock: FakeClock, stats: SourceStats | None = None) -> RunSummary:
+    summary = RunSummary(clock=clock, source_stats=stats)
+    for t in traces():
+        summary.write(t, None)
+    for kind in ("opened", "reconnect", "drop", "drop", "end"):
+        summary.event(SourceEvent(kind, "x"))
+    clock.now = 110.0
+    summary.close()
+    clock.now = 500.0  # after close, fps no longer moves
+    return summary
+
+
+def test_summary_numbers() -> None:
+    s = filled(FakeClock())
+    assert (s.frames, s.ok, s.failed) == (3, 2, 1)
+    assert s.elapsed_s == pytest.approx(10.0) and s.fps == pytest.approx(0.3)
+    assert s.backend_ms_total == pytest.approx(65.0)  # 10 + 30 + 20 + the failed attempt's 5
+    assert s.overhead_ratio == pytest.approx((91.0 - 65.0) / 65.0)
+    assert s.energy_by_source == pytest.approx({"estimated": 0.6, "nvml": 1.0})
+    assert s.energy_label == "estimated+nvml"
+    assert (s.calls, s.fallbacks, s.failed_attempts, s.call_errors) == (3, 1, 1, 0)
+
+    data = s.to_json()
+    json.dumps(data)  # plain JSON
+    assert data["version"] == 1
+    per = data["cost"]["per_frame"]
+    assert per["latency_ms"] == pytest.approx(65 / 3, abs=1e-3)
+    assert per["energy_j"] == pytest.approx(1.6 / 3, abs=1e-6)
+    assert per["bytes_up"] == pytest.approx(333.3, abs=0.1)
+    assert data["cost"]["total"]["bytes_down"] == 200
+    assert data["cost"]["total"]["money"] == pytest.approx(0.002)
+    assert data["cost"]["energy_estimated"] is True
+    assert data["wall_ms"] == {"total": 91.0, "mean": pytest.approx(30.333, abs=1e-3), "max": 50.0}
+    assert data["backend_mix"] == {
+        "detect#1": {"function": "detect", "calls": 2, "backends": {
+            "det-int8": {"count": 1, "share": 0.5}, "det-fp32": {"count": 1, "share": 0.5}}},
+        "vqa#2": {"function": "vqa", "calls": 1, "backends": {
+            "remote-vlm": {"count": 1, "share": 1.0}}},
+    }
+    assert data["source_events"] == {"drop": 2, "end": 1, "opened": 1, "reconnect": 1}
+
+
+def test_empty_summary_has_no_division_by_zero() -> None:
+    clock = FakeClock()
+    s = RunSummary(clock=clock)
+    data = s.to_json()
+    assert data["frames"] == 0 and data["fps"] is None and data["overhead_ratio"] is None
+    assert data["cost"]["per_frame"]["latency_ms"] is None
+    render_text(s)
+
+
+def render_text(summary: RunSummary) -> str:
+    console = Console(file=io.StringIO(), width=140, color_system=None)
+    console.print(summary.render())
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(out, str)
+    return out
+
+
+def test_render_shows_estimated_energy_mix_and_events() -> None:
+    stats = SourceStats(frames_read=3, dropped=2, reconnects=1)
+    text = render_text(filled(FakeClock(), stats))
+    assert "3 (2 ok, 1 failed)" in text
+    assert "0.30 fps" in text
+    assert "(estimated)" in text and "(nvml)" in text
+    assert "det-int8 1 (50%)" in text and "remote-vlm 1 (100%)" in text
+    assert "reconnect 1" in text and "2 dropped" in text
+    assert "40.0%" in text  # runtime overhead: 26 / 65
+
+
+def test_write_json_is_atomic_and_readable(tmp_path: Path) -> None:
+    s = filled(FakeClock())
+    out = s.write_json(tmp_path / "run" / "summary.json")
+    assert json.loads(out.read_text())["frames"] == 3
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (12, 1536, 2_500_000)] == ["12 B", "1.5 kB", "2.5 MB"]
