@@ -80,6 +80,7 @@ def run(
     max_frames: Annotated[int | None, typer.Option(min=1, help="stop after this many frames")] = None,
     video_out: Annotated[Path | None, typer.Option(help="write an annotated video here")] = None,
     state: Annotated[Path | None, typer.Option(help="policy state file: loaded if present, saved as it learns")] = None,
+    save_every: Annotated[int, typer.Option(min=1, help="save the policy state every N frames")] = 20,
     labels: Annotated[Path | None, typer.Option(help="JSONL labels {frame_id, label, delay?} to learn from")] = None,
     audit: Annotated[
         float,
@@ -101,6 +102,7 @@ def run(
         max_frames=max_frames,
         video_out=video_out,
         state=state,
+        save_every=save_every,
         labels=labels,
         audit=audit,
         local_only=set(local_only or []),

@@ -43,9 +43,7 @@ def load_frames(path: str | Path, max_frames: int = 64) -> list[np.ndarray]:
     if src.is_dir():
         files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ExportError(
-                f"calibration set {src}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
-            )
+            raise ExportError(f"calibration set {src}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
         step = max(1, len(files) // max_frames)
         frames: list[np.ndarray] = []
         for file in files[::step][:max_frames]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -51,28 +51,36 @@ def register(app: typer.Typer) -> None:
 
     @app.command("export")
     def export(
-        model: Annotated[Optional[str], typer.Argument(help="hf:ID_OR_DIR, torch:MODULE:FACTORY or onnx:FILE")] = None,
-        recipe: Annotated[Optional[Path], typer.Option(help="export every size x precision a recipe lists")] = None,
+        model: Annotated[str | None, typer.Argument(help="hf:ID_OR_DIR, torch:MODULE:FACTORY or onnx:FILE")] = None,
+        recipe: Annotated[Path | None, typer.Option(help="export every size x precision a recipe lists")] = None,
         out: Annotated[Path, typer.Option(help="output folder; one sub-folder per variant")] = Path("models/export"),
-        task: Annotated[Optional[str], typer.Option(help="e.g. object-detection, zero-shot-object-detection, text-generation")] = None,
-        function: Annotated[Optional[str], typer.Option(help="detect, verify, vqa, classify, ocr, llm")] = None,
-        precision: Annotated[str, typer.Option(help="comma list of fp32, fp16, int8, int8-dynamic, int8-static")] = "fp32",
+        task: Annotated[
+            str | None, typer.Option(help="e.g. object-detection, zero-shot-object-detection, text-generation")
+        ] = None,
+        function: Annotated[str | None, typer.Option(help="detect, verify, vqa, classify, ocr, llm")] = None,
+        precision: Annotated[
+            str, typer.Option(help="comma list of fp32, fp16, int8, int8-dynamic, int8-static")
+        ] = "fp32",
         batch: Annotated[str, typer.Option(help="comma list of batch sizes and/or 'dynamic'")] = "dynamic",
-        sizes: Annotated[Optional[str], typer.Option(help="only these size tags of the recipe")] = None,
+        sizes: Annotated[str | None, typer.Option(help="only these size tags of the recipe")] = None,
         size: Annotated[str, typer.Option(help="size tag of a single model")] = "",
-        calib: Annotated[Optional[Path], typer.Option(help="calibration frames: an image folder or a video")] = None,
+        calib: Annotated[Path | None, typer.Option(help="calibration frames: an image folder or a video")] = None,
         calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile")] = "minmax",
         calib_samples: Annotated[int, typer.Option(help="frames taken from --calib")] = 64,
-        holdout: Annotated[Optional[Path], typer.Option(help="held-out frames for the task metric of fp16/int8")] = None,
-        input_shape: Annotated[Optional[str], typer.Option(help="e.g. 1x3x320x320 (comma list for several inputs)")] = None,
-        input_names: Annotated[Optional[str], typer.Option(help="comma list of input names")] = None,
-        output_names: Annotated[Optional[str], typer.Option(help="comma list of output names")] = None,
-        image_size: Annotated[Optional[str], typer.Option(help="HxW the model expects")] = None,
-        labels: Annotated[Optional[str], typer.Option(help="comma list of class labels")] = None,
-        text_queries: Annotated[Optional[str], typer.Option(help="comma list of prompts baked into zero-shot exports")] = None,
-        opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's choice)")] = None,
+        holdout: Annotated[Path | None, typer.Option(help="held-out frames for the task metric of fp16/int8")] = None,
+        input_shape: Annotated[
+            str | None, typer.Option(help="e.g. 1x3x320x320 (comma list for several inputs)")
+        ] = None,
+        input_names: Annotated[str | None, typer.Option(help="comma list of input names")] = None,
+        output_names: Annotated[str | None, typer.Option(help="comma list of output names")] = None,
+        image_size: Annotated[str | None, typer.Option(help="HxW the model expects")] = None,
+        labels: Annotated[str | None, typer.Option(help="comma list of class labels")] = None,
+        text_queries: Annotated[
+            str | None, typer.Option(help="comma list of prompts baked into zero-shot exports")
+        ] = None,
+        opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's choice)")] = None,
         exporter: Annotated[str, typer.Option(help="torchscript or dynamo (torch: sources)")] = "torchscript",
-        atol: Annotated[Optional[float], typer.Option(help="fp32 absolute tolerance (default 1e-4)")] = None,
+        atol: Annotated[float | None, typer.Option(help="fp32 absolute tolerance (default 1e-4)")] = None,
         to: Annotated[str, typer.Option(help="onnx, or onnx,tensorrt to also build engines")] = "onnx",
         allow_failed: Annotated[bool, typer.Option(help="exit 0 even when a variant failed")] = False,
     ) -> None:
@@ -82,11 +90,29 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             job = build_job(
-                model=model, recipe=recipe, out=out, task=task, function=function, precision=precision,
-                batch=batch, sizes=sizes, size=size, calib=calib, calib_method=calib_method,
-                calib_samples=calib_samples, holdout=holdout, input_shape=input_shape, input_names=input_names,
-                output_names=output_names, image_size=image_size, labels=labels, text_queries=text_queries,
-                opset=opset, exporter=exporter, atol=atol, to=to,
+                model=model,
+                recipe=recipe,
+                out=out,
+                task=task,
+                function=function,
+                precision=precision,
+                batch=batch,
+                sizes=sizes,
+                size=size,
+                calib=calib,
+                calib_method=calib_method,
+                calib_samples=calib_samples,
+                holdout=holdout,
+                input_shape=input_shape,
+                input_names=input_names,
+                output_names=output_names,
+                image_size=image_size,
+                labels=labels,
+                text_queries=text_queries,
+                opset=opset,
+                exporter=exporter,
+                atol=atol,
+                to=to,
             )
             from edgefmp.export.pipeline import run_job
 
@@ -129,7 +155,7 @@ def build_job(
     exporter: str = "torchscript",
     atol: float | None = None,
     to: str = "onnx",
-) -> "ExportJob":
+) -> ExportJob:
     """CLI values -> ExportJob (a recipe gives sizes and defaults; flags given explicitly win)."""
     from edgefmp.export.pipeline import ExportJob, SizeSpec
     from edgefmp.export.quantize import CALIB_METHODS
@@ -190,17 +216,23 @@ def build_job(
     else:
         raise ConfigError("export: give a MODEL (hf:..., torch:..., onnx:...) or --recipe FILE")
     return ExportJob(
-        sizes=specs, precisions=precisions, out=out, batches=batches, calib=calib,
-        calib_method=calib_method, calib_samples=calib_samples, holdout=holdout,
-        targets=targets, atol=atol,
+        sizes=specs,
+        precisions=precisions,
+        out=out,
+        batches=batches,
+        calib=calib,
+        calib_method=calib_method,
+        calib_samples=calib_samples,
+        holdout=holdout,
+        targets=targets,
+        atol=atol,
     )
 
 
-def _merge(opts: "SourceOptions", overrides: "SourceOptions") -> None:
+def _merge(opts: SourceOptions, overrides: SourceOptions) -> None:
     """Explicit CLI values replace the recipe's."""
     defaults = type(overrides)()
     for name in overrides.__dataclass_fields__:
         value = getattr(overrides, name)
         if value != getattr(defaults, name):
             setattr(opts, name, value)
-

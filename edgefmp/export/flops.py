@@ -31,11 +31,14 @@ def estimate_flops(model_path: str | Path, sample: Mapping[str, np.ndarray] | No
     try:
         model = onnx.load(str(model_path))
         for inp in model.graph.input:
+            dims = inp.type.tensor_type.shape.dim
             if sample and inp.name in sample:
-                dims = inp.type.tensor_type.shape.dim
-                for d, size in zip(dims, np.asarray(sample[inp.name]).shape):
+                for d, size in zip(dims, np.asarray(sample[inp.name]).shape, strict=False):
                     d.ClearField("dim_param")
                     d.dim_value = int(size)
+            elif dims and not dims[0].dim_value:  # one sample per pass: batch 1
+                dims[0].ClearField("dim_param")
+                dims[0].dim_value = 1
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:  # estimation is best effort
         log.debug("flops: shape inference failed on %s: %s", model_path, exc)

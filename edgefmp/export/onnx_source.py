@@ -76,10 +76,14 @@ class OnnxFileSource(Source):
                 break
             want = shapes[index]
             if len(want) != len(arg.shape):
-                raise ExportError(f"onnx:{self.spec}: input {arg.name} has rank {len(arg.shape)}, --input-shape gives {want}")
-            for d, w in zip(arg.shape, want):
+                raise ExportError(
+                    f"onnx:{self.spec}: input {arg.name} has rank {len(arg.shape)}, --input-shape gives {want}"
+                )
+            for d, w in zip(arg.shape, want, strict=False):
                 if isinstance(d, int) and d > 0 and d != w:
-                    raise ExportError(f"onnx:{self.spec}: input {arg.name} has shape {list(arg.shape)}, --input-shape gives {want}")
+                    raise ExportError(
+                        f"onnx:{self.spec}: input {arg.name} has shape {list(arg.shape)}, --input-shape gives {want}"
+                    )
                 if isinstance(d, str):
                     dims[d] = w
         if batch is not None:
@@ -99,11 +103,9 @@ class OnnxFileSource(Source):
 
     def _manifest(self, path: Path, session: object) -> Manifest:
         found = embedded_manifest(path)
-        io = {
-            "inputs": tensor_specs(session.get_inputs()),  # type: ignore[attr-defined]
-            "outputs": tensor_specs(session.get_outputs()),  # type: ignore[attr-defined]
-            "source": self.uri,
-        }
+        inputs = tensor_specs(session.get_inputs())  # type: ignore[attr-defined]
+        outputs = tensor_specs(session.get_outputs())  # type: ignore[attr-defined]
+        io: dict[str, object] = {"inputs": inputs, "outputs": outputs, "source": self.uri}
         if found is not None:
             return found.model_copy(update={**io, "verification": {}, "calibration": None, "sha256": ""})
         if not self.options.function:
@@ -120,5 +122,7 @@ class OnnxFileSource(Source):
             task=self.options.task or "custom",
             labels=list(self.options.labels),
             preprocess=preprocess,
-            **io,
+            inputs=inputs,
+            outputs=outputs,
+            source=self.uri,
         )

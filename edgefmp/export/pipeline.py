@@ -128,7 +128,9 @@ def _apply_overrides(base: BaseExport, size: SizeSpec) -> None:
         current = base.manifest.preprocess.model_dump() if base.manifest.preprocess else {}
         update["preprocess"] = Preprocess.model_validate({**current, **opts.preprocess})
     if opts.postprocess:
-        update["postprocess"] = Postprocess.model_validate({**base.manifest.postprocess.model_dump(), **opts.postprocess})
+        update["postprocess"] = Postprocess.model_validate(
+            {**base.manifest.postprocess.model_dump(), **opts.postprocess}
+        )
     if opts.labels:
         update["labels"] = list(opts.labels)
     if opts.name:
@@ -151,7 +153,9 @@ class _Context:
     def calibration(self) -> dict[str, list[Feed]]:
         if self._calib is None:
             if self.frames is None:
-                raise ExportError("int8-static needs calibration frames: give --calib FOLDER_OR_VIDEO (or use int8-dynamic)")
+                raise ExportError(
+                    "int8-static needs calibration frames: give --calib FOLDER_OR_VIDEO (or use int8-dynamic)"
+                )
             self._calib = frames_to_feeds(self.base, self.frames)
         return self._calib
 
@@ -159,7 +163,11 @@ class _Context:
         if self._metric is None and self.holdout is not None:
             metric = self.base.metric or default_metric(self.base.manifest)
             if metric is None:
-                log.warning("no task metric for %s/%s; held-out set unused", self.base.manifest.function, self.base.manifest.task)
+                log.warning(
+                    "no task metric for %s/%s; held-out set unused",
+                    self.base.manifest.function,
+                    self.base.manifest.task,
+                )
                 return None
             feeds = frames_to_feeds(self.base, self.holdout)[self.base.main.name]
             reference = run_onnx(self.base.folder / self.base.main.file, feeds)
@@ -220,7 +228,9 @@ def _lower(ctx: _Context, part: Part, precision: str, src: Path, dst: Path) -> A
             return None
         feeds = ctx.calibration().get(part.name)
         if not feeds:
-            raise ExportError(f"int8-static: no calibration feeds for part {part.name!r}; use int8-dynamic for this model")
+            raise ExportError(
+                f"int8-static: no calibration feeds for part {part.name!r}; use int8-dynamic for this model"
+            )
         config = StaticQuantConfig(method=ctx.job.calib_method)  # type: ignore[arg-type]
         return quantize_static_int8(src, dst, feeds, config)
     else:
@@ -283,7 +293,9 @@ def _produce(ctx: _Context, variant: Variant) -> VariantResult:
     manifest = None
     try:
         for index, part in enumerate(base.parts):
-            written = embed_manifest(folder / part.file, _part_manifest(ctx, variant, part, index, calibration, verification, params, flops))
+            written = embed_manifest(
+                folder / part.file, _part_manifest(ctx, variant, part, index, calibration, verification, params, flops)
+            )
             manifest = manifest or written
     except Exception as exc:
         return VariantResult(variant, "failed", f"writing the manifest: {_reason(exc)}", folder)

@@ -153,7 +153,7 @@ def topological_sort(graph: Any) -> None:
                 raise ExportError(f"graph {graph.name!r} has a cycle through node {graph.node[nxt].name!r}")
     nodes = [graph.node[i] for i in order]
     copies = [type(n)() for n in nodes]
-    for copy, node in zip(copies, nodes):
+    for copy, node in zip(copies, nodes, strict=False):
         copy.CopyFrom(node)
     del graph.node[:]
     graph.node.extend(copies)
@@ -310,7 +310,7 @@ def first_input_name(model_path: Path) -> str:
     names = [i.name for i in graph.input if i.name not in inits]
     if not names:
         raise ExportError(f"{model_path}: the graph has no inputs")
-    return names[0]
+    return str(names[0])
 
 
 __all__ = [

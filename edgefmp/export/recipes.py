@@ -38,7 +38,7 @@ class Recipe(BaseModel):
     task: str
     sizes: list[RecipeSize]
     precisions: list[str] = Field(default_factory=lambda: ["fp32", "fp16", "int8"])
-    batch: list[str | int] = Field(default_factory=lambda: ["dynamic"])
+    batch: list[str | int] = Field(default_factory=lambda: ["dynamic"])  # type: ignore[arg-type]
     labels: list[str] = Field(default_factory=list)
     text_queries: list[str] = Field(default_factory=list)
     preprocess: dict[str, Any] | None = None

@@ -38,9 +38,16 @@ def status_table(results: Sequence[VariantResult]) -> Table:
     table = Table(title="edgefmp export")
     for column in ("variant", "status", "path", "params", "flops", "reason"):
         table.add_column(column, overflow="fold")
-    for r, row in zip(results, status_rows(results)):
+    for r, row in zip(results, status_rows(results), strict=False):
         style = STYLES[r.status]
-        table.add_row(row["variant"], f"[{style}]{row['status']}[/{style}]", row["path"], row["params"], row["flops"], row["reason"])
+        table.add_row(
+            row["variant"],
+            f"[{style}]{row['status']}[/{style}]",
+            row["path"],
+            row["params"],
+            row["flops"],
+            row["reason"],
+        )
     return table
 
 

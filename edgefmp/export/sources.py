@@ -147,13 +147,11 @@ def random_feed(
     for name, dtype, shape in inputs:
         concrete = [_dim(d, axis, dims or {}) for axis, d in enumerate(shape)]
         if "int" in dtype:
-            np_type = np.int32 if "int32" in dtype else np.int64
-            feed[name] = rng.integers(0, int_high, size=concrete).astype(np_type)
+            feed[name] = rng.integers(0, int_high, size=concrete).astype(np.int32 if "int32" in dtype else np.int64)
         elif "bool" in dtype:
             feed[name] = np.ones(concrete, dtype=bool)
         else:
-            np_type = np.float16 if "float16" in dtype else np.float32
-            feed[name] = rng.standard_normal(concrete).astype(np_type)
+            feed[name] = rng.standard_normal(concrete).astype(np.float16 if "float16" in dtype else np.float32)
     return feed
 
 

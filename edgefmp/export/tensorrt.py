@@ -62,7 +62,9 @@ class Profile:
     max: tuple[int, ...]
 
 
-def profiles_for(inputs: Sequence[TensorSpec], sample: dict[str, np.ndarray] | None = None, max_batch: int = 8) -> dict[str, Profile]:
+def profiles_for(
+    inputs: Sequence[TensorSpec], sample: dict[str, np.ndarray] | None = None, max_batch: int = 8
+) -> dict[str, Profile]:
     """A profile per input with dynamic axes: batch from 1 to `max_batch` (optimised for 1),
     other dynamic axes pinned to the sample's size (or 1 when there is no sample)."""
     out: dict[str, Profile] = {}
@@ -70,16 +72,20 @@ def profiles_for(inputs: Sequence[TensorSpec], sample: dict[str, np.ndarray] | N
         if all(isinstance(d, int) for d in spec.shape):
             continue
         seen = np.asarray(sample[spec.name]).shape if sample and spec.name in sample else None
-        lo, opt, hi = [], [], []
+        lo: list[int] = []
+        hi: list[int] = []
         for axis, d in enumerate(spec.shape):
             if isinstance(d, int):
-                lo.append(d), opt.append(d), hi.append(d)
+                lo.append(d)
+                hi.append(d)
             elif axis == 0:
-                lo.append(1), opt.append(1), hi.append(max_batch)
+                lo.append(1)
+                hi.append(max_batch)
             else:
                 size = int(seen[axis]) if seen is not None else 1
-                lo.append(size), opt.append(size), hi.append(size)
-        out[spec.name] = Profile(tuple(lo), tuple(opt), tuple(hi))
+                lo.append(size)
+                hi.append(size)
+        out[spec.name] = Profile(tuple(lo), tuple(lo), tuple(hi))
     return out
 
 
@@ -122,7 +128,7 @@ def make_calibrator(trt: Any, batches: CalibrationBatches, cache: CalibrationCac
     """An IInt8EntropyCalibrator2 that feeds `batches` through device buffers (torch.cuda)."""
     import torch
 
-    class _Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
+    class _Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._iter = iter(batches)
@@ -164,7 +170,10 @@ def gpu_info() -> dict[str, str]:
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
         major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
         name = pynvml.nvmlDeviceGetName(handle)
-        return {"gpu": name.decode() if isinstance(name, bytes) else str(name), "compute_capability": f"{major}.{minor}"}
+        return {
+            "gpu": name.decode() if isinstance(name, bytes) else str(name),
+            "compute_capability": f"{major}.{minor}",
+        }
     except Exception:  # no NVML or no GPU: the sidecar says unknown
         return {}
 
@@ -181,7 +190,9 @@ class EngineConfig:
     calibration_feeds: Sequence[dict[str, np.ndarray]] = ()
 
 
-def engine_manifest(onnx_manifest: Manifest, engine_path: Path, config: EngineConfig, trt_version: str, gpu: dict[str, str]) -> Manifest:
+def engine_manifest(
+    onnx_manifest: Manifest, engine_path: Path, config: EngineConfig, trt_version: str, gpu: dict[str, str]
+) -> Manifest:
     """The sidecar manifest of an engine: the ONNX variant's, plus what the plan is tied to."""
     extra = dict(onnx_manifest.extra)
     extra["tensorrt"] = {
@@ -190,7 +201,9 @@ def engine_manifest(onnx_manifest: Manifest, engine_path: Path, config: EngineCo
         "compute_capability": gpu.get("compute_capability", "unknown"),
         "precision": config.precision,
         "workspace_mb": config.workspace_mb,
-        "profiles": {k: {"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for k, p in config.profiles.items()},
+        "profiles": {
+            k: {"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for k, p in config.profiles.items()
+        },
         "timing_cache": str(config.timing_cache) if config.timing_cache else None,
         "calibration_cache": str(config.calibration_cache) if config.calibration_cache else None,
         "onnx_sha256": onnx_manifest.sha256,
@@ -229,7 +242,9 @@ def build_engine(onnx_path: Path, engine_path: Path, config: EngineConfig) -> st
             build.set_calibration_profile(profile)
     if config.precision.startswith("int8") and config.calibration_feeds and config.calibration_cache:
         # implicit quantization (deprecated since TensorRT 10.1 but still what fp32 graphs need)
-        build.int8_calibrator = make_calibrator(trt, CalibrationBatches(config.calibration_feeds), CalibrationCache(config.calibration_cache))
+        build.int8_calibrator = make_calibrator(
+            trt, CalibrationBatches(config.calibration_feeds), CalibrationCache(config.calibration_cache)
+        )
     cache = None
     if config.timing_cache is not None:
         blob = config.timing_cache.read_bytes() if config.timing_cache.is_file() else b""

@@ -82,13 +82,27 @@ def torch_export(
         try:
             if exporter == "dynamo":
                 torch.onnx.export(
-                    module, args, str(path), input_names=input_names, output_names=output_names,
-                    dynamic_axes=dynamic_axes, opset_version=max(opset, 18), dynamo=True, external_data=False,
+                    module,
+                    args,
+                    str(path),
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=max(opset, 18),
+                    dynamo=True,
+                    external_data=False,
                 )
             else:
                 torch.onnx.export(
-                    module, args, str(path), input_names=input_names, output_names=output_names,
-                    dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False, do_constant_folding=True,
+                    module,
+                    args,
+                    str(path),
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=opset,
+                    dynamo=False,
+                    do_constant_folding=True,
                 )
         except Exception as exc:
             raise ExportError(f"torch.onnx.export to {path} failed: {exc}") from exc
@@ -116,14 +130,20 @@ class TorchSource(Source):
         if not shapes:
             raise ConfigError(f"torch:{self.spec}: give the input shape, e.g. --input-shape 1x3x320x320")
         if not self.options.function:
-            raise ConfigError(f"torch:{self.spec}: say what the model does with --function (detect, verify, vqa, classify, ocr, llm)")
+            raise ConfigError(
+                f"torch:{self.spec}: say what the model does with --function (detect, verify, vqa, classify, ocr, llm)"
+            )
         module = self.build()
-        names = list(self.options.input_names) or (["images"] if len(shapes) == 1 else [f"input{i}" for i in range(len(shapes))])
+        names = list(self.options.input_names) or (
+            ["images"] if len(shapes) == 1 else [f"input{i}" for i in range(len(shapes))]
+        )
         if len(names) != len(shapes):
             raise ConfigError(f"torch:{self.spec}: {len(names)} input names for {len(shapes)} input shapes")
         shapes = [[batch or s[0], *s[1:]] for s in shapes]
         generator = torch.Generator().manual_seed(self.options.seed)
-        samples = [tuple(torch.rand(*s, generator=generator) for s in shapes) for _ in range(max(1, self.options.samples))]
+        samples = [
+            tuple(torch.rand(*s, generator=generator) for s in shapes) for _ in range(max(1, self.options.samples))
+        ]
         try:
             with torch.no_grad():
                 first = module(*samples[0])
@@ -137,15 +157,17 @@ class TorchSource(Source):
         dynamic = {n: {0: "batch"} for n in names + output_names} if batch is None else None
         out.mkdir(parents=True, exist_ok=True)
         target = out / "model.onnx"
-        torch_export(module, samples[0], target, names, output_names, dynamic, self.options.opset or 17, self.options.exporter)
+        torch_export(
+            module, samples[0], target, names, output_names, dynamic, self.options.opset or 17, self.options.exporter
+        )
 
         feeds: list[dict[str, np.ndarray]] = []
         reference: list[Outputs] = []
         with torch.no_grad():
             for sample in samples:
-                feeds.append({n: t.numpy() for n, t in zip(names, sample)})
+                feeds.append({n: t.numpy() for n, t in zip(names, sample, strict=False)})
                 _, tensors = flatten_outputs(module(*sample), output_names)
-                reference.append({n: t.detach().float().numpy() for n, t in zip(output_names, tensors)})
+                reference.append({n: t.detach().float().numpy() for n, t in zip(output_names, tensors, strict=False)})
         manifest = self._manifest(names, shapes, output_names, reference[0], batch)
         return BaseExport(folder=out, parts=[Part("model", target.name, feeds, reference)], manifest=manifest)
 
@@ -170,7 +192,7 @@ class TorchSource(Source):
             labels=labels,
             preprocess=preprocess,
             postprocess=post,
-            inputs=[TensorSpec(name=n, shape=dims(s)) for n, s in zip(names, shapes)],
+            inputs=[TensorSpec(name=n, shape=dims(s)) for n, s in zip(names, shapes, strict=False)],
             outputs=[TensorSpec(name=n, shape=dims(outputs[n].shape)) for n in output_names],
             source=self.uri,
         )

@@ -151,13 +151,15 @@ def run_onnx(model_path: str | Path, feeds: Sequence[Mapping[str, np.ndarray]], 
     for index, feed in enumerate(feeds):
         missing = wanted - set(feed)
         if missing:
-            raise ExportError(f"{model_path}: feed {index} lacks inputs {sorted(missing)}; the model takes {sorted(wanted)}")
+            raise ExportError(
+                f"{model_path}: feed {index} lacks inputs {sorted(missing)}; the model takes {sorted(wanted)}"
+            )
         try:
             inputs = {k: (np.asarray(v, np.float16) if k in half else v) for k, v in feed.items() if k in wanted}
             values = sess.run(names, inputs)
         except Exception as exc:
             raise ExportError(f"{model_path}: inference on feed {index} failed: {exc}") from exc
-        results.append({n: _as_float32(v) for n, v in zip(names, values)})
+        results.append({n: _as_float32(v) for n, v in zip(names, values, strict=False)})
     return results
 
 
@@ -167,7 +169,7 @@ def _as_float32(value: np.ndarray) -> np.ndarray:
 
 
 def _shape_matches(spec: Sequence[int | str], shape: Sequence[int]) -> bool:
-    return len(spec) == len(shape) and all(isinstance(s, str) or s == d for s, d in zip(spec, shape))
+    return len(spec) == len(shape) and all(isinstance(s, str) or s == d for s, d in zip(spec, shape, strict=False))
 
 
 def compare(candidate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -176,10 +178,7 @@ def compare(candidate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     b = np.asarray(reference, dtype=np.float64).ravel()
     diff = np.abs(a - b)
     denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if denom > 0:
-        cosine = float(np.dot(a, b) / denom)
-    else:
-        cosine = 1.0 if np.allclose(a, b) else 0.0
+    cosine = float(np.dot(a, b) / denom) if denom > 0 else float(np.allclose(a, b))
     return {
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,
         "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
@@ -234,12 +233,14 @@ def verify_onnx(
             report.failures.append(f"{len(reference_outputs)} reference outputs for {len(got)} feeds")
         for name in names:
             stats: list[dict[str, Any]] = []
-            for sample, ref in zip(got, reference_outputs):
+            for sample, ref in zip(got, reference_outputs, strict=False):
                 if name not in ref:
                     continue
                 ref_value, value = np.asarray(ref[name]), sample[name]
                 if ref_value.shape != value.shape:
-                    report.failures.append(f"output {name}: shape {list(value.shape)}, source gives {list(ref_value.shape)}")
+                    report.failures.append(
+                        f"output {name}: shape {list(value.shape)}, source gives {list(ref_value.shape)}"
+                    )
                     break
                 stat = compare(value, ref_value)
                 if tol.atol is not None:
@@ -255,7 +256,8 @@ def verify_onnx(
             report.outputs[name] = summary
             if tol.atol is not None and not all(s["allclose"] for s in stats):
                 report.failures.append(
-                    f"output {name}: max abs diff {summary['max_abs_diff']:.3g} exceeds atol {tol.atol:g} + rtol {tol.rtol:g}"
+                    f"output {name}: max abs diff {summary['max_abs_diff']:.3g} "
+                    f"exceeds atol {tol.atol:g} + rtol {tol.rtol:g}"
                 )
             if tol.min_cosine is not None and summary["min_cosine"] < tol.min_cosine:
                 report.failures.append(
@@ -271,13 +273,18 @@ def verify_onnx(
     if metric is not None and metric_feeds:
         try:
             candidate = run_onnx(model_path, metric_feeds, session)
-            value = float(metric.compute(candidate, list(metric_reference or [])))
+            score = float(metric.compute(candidate, list(metric_reference or [])))
         except ExportError as exc:
             report.failures.append(f"metric {metric.name}: {exc}")
         else:
-            report.metric = {"name": metric.name, "value": value, "threshold": metric.threshold, "samples": len(metric_feeds)}
-            if value < metric.threshold:
-                report.failures.append(f"metric {metric.name} = {value:.4f} is below {metric.threshold:g}")
+            report.metric = {
+                "name": metric.name,
+                "value": score,
+                "threshold": metric.threshold,
+                "samples": len(metric_feeds),
+            }
+            if score < metric.threshold:
+                report.failures.append(f"metric {metric.name} = {score:.4f} is below {metric.threshold:g}")
     log.info("verified %s: %s", model_path, "passed" if report.passed else report.reason)
     return report
 
@@ -294,9 +301,13 @@ def top1_accuracy(output: str, threshold: float = 0.9, axis: int = -1) -> TaskMe
 
     def compute(candidate: Sequence[Outputs], reference: Sequence[Any]) -> float:
         hits = total = 0
-        for got, ref in zip(candidate, reference):
+        for got, ref in zip(candidate, reference, strict=False):
             pred = np.argmax(got[output], axis=axis).ravel()
-            truth = np.argmax(np.asarray(ref[output]), axis=axis).ravel() if isinstance(ref, Mapping) else np.asarray(ref).ravel()
+            truth = (
+                np.argmax(np.asarray(ref[output]), axis=axis).ravel()
+                if isinstance(ref, Mapping)
+                else np.asarray(ref).ravel()
+            )
             hits += int((pred == truth).sum())
             total += pred.size
         return hits / total if total else 0.0
@@ -309,10 +320,10 @@ def text_match(decode: Callable[[Outputs], str], threshold: float = 0.8) -> Task
     (reference items are strings or outputs dicts decoded the same way)."""
 
     def compute(candidate: Sequence[Outputs], reference: Sequence[Any]) -> float:
-        pairs = list(zip(candidate, reference))
+        pairs = list(zip(candidate, reference, strict=False))
         if not pairs:
             return 0.0
-        same = sum(decode(got) == (decode(ref) if isinstance(ref, Mapping) else str(ref)) for got, ref in pairs)
+        same = sum(decode(got) == (decode(dict(ref)) if isinstance(ref, Mapping) else str(ref)) for got, ref in pairs)
         return same / len(pairs)
 
     return TaskMetric(name="text_match", compute=compute, threshold=threshold)
@@ -346,7 +357,7 @@ def average_precision(
     for cls in classes:
         scored: list[tuple[float, bool]] = []
         n_truth = 0
-        for (pb, ps, pc), (tb, tc) in zip(predictions, truths):
+        for (pb, ps, pc), (tb, tc) in zip(predictions, truths, strict=False):
             gt = np.asarray(tb, np.float64).reshape(-1, 4)[np.asarray(tc).ravel() == cls]
             n_truth += len(gt)
             used = np.zeros(len(gt), bool)

@@ -88,7 +88,10 @@ def load_traces(path: str | Path) -> list[Trace]:
         if not line.strip():
             continue
         try:
-            out.append(Trace.from_json(json.loads(line)))
+            row = json.loads(line)
+            if isinstance(row, dict) and "event" in row and "frame_id" not in row:
+                continue  # a source status line of the trace file, not a frame
+            out.append(Trace.from_json(row))
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}:{n}: not a trace: {exc}") from exc
     return out

@@ -9,6 +9,7 @@ that succeeded.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -90,9 +91,10 @@ class _FrameCaller:
             frame_index=self.frame_index,
             cache=self.cache,
         )
-        t0 = time.perf_counter()
-        decision = ex.policy.choose(site, context)
-        decision_us = (time.perf_counter() - t0) * 1e6
+        with ex.policy_lock:
+            t0 = time.perf_counter()
+            decision = ex.policy.choose(site, context)
+            decision_us = (time.perf_counter() - t0) * 1e6
         if not 0 <= decision.index < len(backends):
             raise ConfigError(
                 f"policy {ex.policy.name!r} chose backend {decision.index} at site {site_id}, "
@@ -104,9 +106,10 @@ class _FrameCaller:
         self.calls.append(record)
         escalate = getattr(ex.policy, "escalate", None)
         if escalate is not None and result is not None:
-            t1 = time.perf_counter()
-            better = escalate(site, context, record)
-            escalate_us = (time.perf_counter() - t1) * 1e6
+            with ex.policy_lock:
+                t1 = time.perf_counter()
+                better = escalate(site, context, record)
+                escalate_us = (time.perf_counter() - t1) * 1e6
             if better is not None and better != record.backend_index and available[better]:
                 record2, result2 = ex.invoke(site, backends, request, Decision(better, 1.0), available, escalate_us)
                 self.calls.append(record2)
@@ -138,6 +141,8 @@ class Executor:
         self.budget = budget or WorkBudget()
         self.local_only_sites = frozenset(local_only_sites)
         self._sites: dict[str, SiteInfo] = {}
+        # Policies are not thread-safe; frames run concurrently when remote calls overlap.
+        self.policy_lock = threading.RLock()
         missing = sorted({s.function for s in program.sites.values()} - set(catalog.functions))
         if missing:
             raise ConfigError(

@@ -4,6 +4,7 @@ frames. The audit's own cost is put on the audited frame's trace, so summaries c
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from edgefmp.frame import Frame
@@ -37,7 +38,11 @@ class Learning:
         self.audit = audit
         self.reference = reference
 
-    def after_frame(self, trace: Trace, frame: Frame) -> None:
+    def after_frame(self, trace: Trace, frame: Frame, lock: AbstractContextManager[object] | None = None) -> None:
+        with lock or nullcontext():
+            self._learn(trace, frame)
+
+    def _learn(self, trace: Trace, frame: Frame) -> None:
         self.feedback.on_trace(trace)
         if self.delayed is not None:
             for frame_id, label in self.delayed.after_frame(trace.frame_id):

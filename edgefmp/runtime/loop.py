@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,7 +31,7 @@ class Sink(Protocol):
 class FeedbackHook(Protocol):
     """Sees every finished frame (in order) and feeds the policy what it can learn from."""
 
-    def after_frame(self, trace: Trace, frame: Frame) -> None: ...
+    def after_frame(self, trace: Trace, frame: Frame, lock: AbstractContextManager[object] | None = None) -> None: ...
 
 
 @dataclass
@@ -65,7 +66,7 @@ def run_stream(
                 continue
             trace = executor.run_frame(item, done)
             if hooks.feedback is not None:
-                hooks.feedback.after_frame(trace, item)
+                hooks.feedback.after_frame(trace, item, executor.policy_lock)
             for sink in sinks:
                 sink.write(trace, item.image)
             if hooks.on_frame is not None:

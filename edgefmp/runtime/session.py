@@ -61,6 +61,7 @@ class RunOptions:
     state: Path | None = None
     labels: Path | None = None
     audit: float = 0.0
+    save_every: int = 20
     local_only: set[str] = field(default_factory=set)
     summary_out: Path | None = None
     progress: bool = True
@@ -88,7 +89,9 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
             sinks.append(AnnotatedVideoSink(options.video_out))
         log.info("running %s on %s with %s and policy %s", options.program, options.source, catalog_path, policy.name)
         progress = StreamProgress(console, total=options.max_frames, enabled=options.progress)
-        hooks = LoopHooks(feedback=learning, save_state=state_io, on_frame=progress.update)
+        hooks = LoopHooks(
+            feedback=learning, save_state=state_io, save_every=options.save_every, on_frame=progress.update
+        )
         try:
             with progress:
                 run_stream(source, executor, sinks, hooks, max_frames=options.max_frames)

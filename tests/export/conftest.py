@@ -32,12 +32,19 @@ def frames_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An fp32 classifier (images -> logits), batch axis dynamic."""
     pytest.importorskip("torch")
+    import torch
+
     from edgefmp.export.torch_source import torch_export
     from tests.export.tiny_nets import build_classifier
 
-    import torch
-
     path = tmp_path_factory.mktemp("onnx") / "cls.onnx"
-    torch_export(build_classifier().eval(), (torch.rand(1, 3, 32, 32),), path, ["images"], ["logits"],
-                 {"images": {0: "batch"}, "logits": {0: "batch"}}, 17)
+    torch_export(
+        build_classifier().eval(),
+        (torch.rand(1, 3, 32, 32),),
+        path,
+        ["images"],
+        ["logits"],
+        {"images": {0: "batch"}, "logits": {0: "batch"}},
+        17,
+    )
     return path

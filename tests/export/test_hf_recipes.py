@@ -28,8 +28,13 @@ def _export(recipe: Recipe, folder: Path, out: Path, precisions: list[str], cali
     size = recipe.sizes[0]
     options = recipe.options(size)
     options.image_size = None  # the tiny model's own processor size, not the real model's
-    job = ExportJob(sizes=[SizeSpec(size.tag, f"hf:{folder}", options)], precisions=precisions, out=out,
-                    calib=calib, calib_samples=4)
+    job = ExportJob(
+        sizes=[SizeSpec(size.tag, f"hf:{folder}", options)],
+        precisions=precisions,
+        out=out,
+        calib=calib,
+        calib_samples=4,
+    )
     return run_job(job)
 
 
@@ -59,8 +64,10 @@ def _backend_parity(model: Path, folder: Path, recipe: Recipe) -> None:
     from edgefmp.export.hf import TASKS
     from edgefmp.results import ClassifyRequest, DetectRequest
 
-    backend = OnnxBackend(BackendSpec(name="t", kind="onnx", function=recipe.function, model=str(model)),
-                          OnnxOptions(providers=["CPU"], score_threshold=0.0))
+    backend = OnnxBackend(
+        BackendSpec(name="t", kind="onnx", function=recipe.function, model=str(model)),
+        OnnxOptions(providers=["CPU"], score_threshold=0.0),
+    )
     manifest = backend.manifest
     source = getattr(transformers, TASKS[recipe.task].auto_class).from_pretrained(folder).eval()
     image = np.random.default_rng(5).integers(0, 255, (48, 40, 3), dtype=np.uint8)
@@ -98,7 +105,11 @@ def test_unsupported_task_names_the_choices(tmp_path: Path) -> None:
     from tests.export.tiny_hf import BUILDERS
 
     folder = BUILDERS["vit"](tmp_path / "src")
-    job = ExportJob(sizes=[SizeSpec("", f"hf:{folder}", SourceOptions(task="depth-estimation"))], precisions=["fp32"], out=tmp_path / "o")
+    job = ExportJob(
+        sizes=[SizeSpec("", f"hf:{folder}", SourceOptions(task="depth-estimation"))],
+        precisions=["fp32"],
+        out=tmp_path / "o",
+    )
     (result,) = run_job(job)
     assert result.status == "failed" and "unsupported task 'depth-estimation'" in result.reason
     assert "zero-shot-object-detection" in result.reason

@@ -38,7 +38,9 @@ def _backend(path: Path, function: str) -> object:
     from edgefmp.backends.catalog import BackendSpec
     from edgefmp.backends.onnx import OnnxBackend, OnnxOptions
 
-    return OnnxBackend(BackendSpec(name="t", kind="onnx", function=function, model=str(path)), OnnxOptions(providers=["CPU"]))
+    return OnnxBackend(
+        BackendSpec(name="t", kind="onnx", function=function, model=str(path)), OnnxOptions(providers=["CPU"])
+    )
 
 
 def test_torch_matrix_manifest_and_backend_parity(app: typer.Typer, tmp_path: Path, frames_dir: Path) -> None:
@@ -49,9 +51,26 @@ def test_torch_matrix_manifest_and_backend_parity(app: typer.Typer, tmp_path: Pa
     from tests.export.tiny_nets import build_classifier
 
     code, output = _run(
-        app, "torch:tests.export.tiny_nets:build_classifier", "--input-shape", "1x3x32x32", "--function", "classify",
-        "--labels", "cat,dog,car", "--precision", "fp32,fp16,int8", "--batch", "1,dynamic", "--calib", str(frames_dir),
-        "--holdout", str(frames_dir), "--calib-method", "entropy", "--out", str(tmp_path),
+        app,
+        "torch:tests.export.tiny_nets:build_classifier",
+        "--input-shape",
+        "1x3x32x32",
+        "--function",
+        "classify",
+        "--labels",
+        "cat,dog,car",
+        "--precision",
+        "fp32,fp16,int8",
+        "--batch",
+        "1,dynamic",
+        "--calib",
+        str(frames_dir),
+        "--holdout",
+        str(frames_dir),
+        "--calib-method",
+        "entropy",
+        "--out",
+        str(tmp_path),
     )
     assert code == 0, output
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -84,11 +103,23 @@ def test_torch_matrix_manifest_and_backend_parity(app: typer.Typer, tmp_path: Pa
 
 
 def test_onnx_source_requantizes_with_its_manifest(app: typer.Typer, tmp_path: Path, frames_dir: Path) -> None:
-    code, output = _run(app, "torch:tests.export.tiny_nets:build_detector", "--input-shape", "1x3x32x32",
-                        "--function", "detect", "--labels", "person,car", "--out", str(tmp_path / "a"))
+    code, output = _run(
+        app,
+        "torch:tests.export.tiny_nets:build_detector",
+        "--input-shape",
+        "1x3x32x32",
+        "--function",
+        "detect",
+        "--labels",
+        "person,car",
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert code == 0, output
     source = tmp_path / "a" / "fp32" / "model.onnx"
-    code, output = _run(app, f"onnx:{source}", "--precision", "fp32,int8", "--calib", str(frames_dir), "--out", str(tmp_path / "b"))
+    code, output = _run(
+        app, f"onnx:{source}", "--precision", "fp32,int8", "--calib", str(frames_dir), "--out", str(tmp_path / "b")
+    )
     assert code == 0, output
     manifest = parse_manifest((tmp_path / "b" / "int8-static" / "model.onnx.manifest.json").read_text(), "m")
     assert manifest.labels == ["person", "car"] and manifest.source == f"onnx:{source}"
@@ -99,22 +130,52 @@ def test_onnx_source_requantizes_with_its_manifest(app: typer.Typer, tmp_path: P
     [
         (["hf:./no/such/model", "--task", "object-detection"], "no such model folder"),
         (["onnx:/no/such.onnx"], "no such file"),
-        (["torch:tests.export.tiny_nets:build_classifier", "--input-shape", "1x3x32", "--function", "classify"], "check --input-shape"),
-        (["torch:tests.export.tiny_nets:not_a_module", "--input-shape", "1x3x32x32", "--function", "classify"], "not a torch.nn.Module"),
-        (["torch:tests.export.tiny_nets:build_classifier", "--input-shape", "1x3x32x32", "--function", "classify",
-          "--precision", "int8-static"], "needs calibration frames"),
-        (["torch:tests.export.nothing:f", "--input-shape", "1x3x32x32", "--function", "classify"], "cannot import module"),
+        (
+            ["torch:tests.export.tiny_nets:build_classifier", "--input-shape", "1x3x32", "--function", "classify"],
+            "check --input-shape",
+        ),
+        (
+            ["torch:tests.export.tiny_nets:not_a_module", "--input-shape", "1x3x32x32", "--function", "classify"],
+            "not a torch.nn.Module",
+        ),
+        (
+            [
+                "torch:tests.export.tiny_nets:build_classifier",
+                "--input-shape",
+                "1x3x32x32",
+                "--function",
+                "classify",
+                "--precision",
+                "int8-static",
+            ],
+            "needs calibration frames",
+        ),
+        (
+            ["torch:tests.export.nothing:f", "--input-shape", "1x3x32x32", "--function", "classify"],
+            "cannot import module",
+        ),
     ],
 )
-def test_bad_input_fails_the_variant_with_a_reason(app: typer.Typer, tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_fails_the_variant_with_a_reason(
+    app: typer.Typer, tmp_path: Path, args: list[str], message: str
+) -> None:
     code, output = _run(app, *args, "--out", str(tmp_path))
     assert code == 1
     assert message in " ".join(output.split())
 
 
 def test_failed_variant_does_not_stop_others_and_allow_failed(app: typer.Typer, tmp_path: Path) -> None:
-    args = ["torch:tests.export.tiny_nets:build_classifier", "--input-shape", "1x3x32x32", "--function", "classify",
-            "--precision", "fp32,int8-static", "--out", str(tmp_path)]
+    args = [
+        "torch:tests.export.tiny_nets:build_classifier",
+        "--input-shape",
+        "1x3x32x32",
+        "--function",
+        "classify",
+        "--precision",
+        "fp32,int8-static",
+        "--out",
+        str(tmp_path),
+    ]
     code, output = _run(app, *args)
     assert code == 1 and (tmp_path / "fp32" / "model.onnx").is_file()
     code, _ = _run(app, *args, "--allow-failed")

@@ -25,8 +25,9 @@ def _feeds(n: int = 2) -> list[dict[str, np.ndarray]]:
 
 def test_fp32_parity_passes_and_records(tiny_onnx: Path) -> None:
     feeds = _feeds()
-    report = verify_onnx(tiny_onnx, feeds, run_onnx(tiny_onnx, feeds),
-                         expected_outputs=[TensorSpec(name="logits", shape=["batch", 3])])
+    report = verify_onnx(
+        tiny_onnx, feeds, run_onnx(tiny_onnx, feeds), expected_outputs=[TensorSpec(name="logits", shape=["batch", 3])]
+    )
     assert report.passed
     record = report.to_dict()
     assert record["status"] == "passed" and record["checker"] == "ok"
@@ -57,7 +58,9 @@ def test_corrupt_onnx_names_the_file(tmp_path: Path) -> None:
 def test_metric_below_threshold_fails(tiny_onnx: Path) -> None:
     feeds = _feeds(3)
     labels = [np.array([99])] * 3  # impossible class: accuracy 0
-    report = verify_onnx(tiny_onnx, feeds, metric=top1_accuracy("logits", 0.5), metric_feeds=feeds, metric_reference=labels)
+    report = verify_onnx(
+        tiny_onnx, feeds, metric=top1_accuracy("logits", 0.5), metric_feeds=feeds, metric_reference=labels
+    )
     assert report.metric is not None and report.metric["value"] == 0.0 and not report.passed
 
 

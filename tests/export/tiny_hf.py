@@ -15,8 +15,13 @@ IMG = 32
 
 def _vit_kwargs(**extra: Any) -> dict[str, Any]:
     base = dict(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-        image_size=IMG, patch_size=8, num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=IMG,
+        patch_size=8,
+        num_channels=3,
     )
     base.update(extra)
     return base
@@ -41,7 +46,9 @@ def vit(folder: Path) -> Path:
     from transformers import ViTConfig, ViTForImageClassification
 
     torch.manual_seed(0)
-    config = ViTConfig(**_vit_kwargs(), num_labels=3, id2label={0: "cat", 1: "dog", 2: "car"}, label2id={"cat": 0, "dog": 1, "car": 2})
+    config = ViTConfig(
+        **_vit_kwargs(), num_labels=3, id2label={0: "cat", 1: "dog", 2: "car"}, label2id={"cat": 0, "dog": 1, "car": 2}
+    )
     return _save(ViTForImageClassification(config), folder, _image_processor())
 
 
@@ -50,14 +57,25 @@ def yolos(folder: Path) -> Path:
     from transformers import YolosConfig, YolosForObjectDetection
 
     torch.manual_seed(0)
-    config = YolosConfig(**_vit_kwargs(image_size=[IMG, IMG]), num_detection_tokens=5, num_labels=2,
-                         id2label={0: "person", 1: "car"}, label2id={"person": 0, "car": 1})
+    config = YolosConfig(
+        **_vit_kwargs(image_size=[IMG, IMG]),
+        num_detection_tokens=5,
+        num_labels=2,
+        id2label={0: "person", 1: "car"},
+        label2id={"person": 0, "car": 1},
+    )
     return _save(YolosForObjectDetection(config), folder, _image_processor())
 
 
 def _text(**extra: Any) -> dict[str, Any]:
-    base = dict(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                max_position_embeddings=16)
+    base = dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=16,
+    )
     base.update(extra)
     return base
 
@@ -113,17 +131,37 @@ def rt_detr(folder: Path) -> Path:
     from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrResNetConfig
 
     torch.manual_seed(0)
-    backbone = RTDetrResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1],
-                                  out_features=["stage2", "stage3", "stage4"], out_indices=[2, 3, 4])
+    backbone = RTDetrResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 8, 16, 16],
+        depths=[1, 1, 1, 1],
+        out_features=["stage2", "stage3", "stage4"],
+        out_indices=[2, 3, 4],
+    )
     config = RTDetrConfig(
-        backbone_config=backbone, use_timm_backbone=False, use_pretrained_backbone=False,
-        encoder_in_channels=[8, 16, 16], feat_strides=[8, 16, 32], encoder_hidden_dim=32, d_model=32,
+        backbone_config=backbone,
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        encoder_in_channels=[8, 16, 16],
+        feat_strides=[8, 16, 32],
+        encoder_hidden_dim=32,
+        d_model=32,
         # a wide init separates the encoder scores: with near-ties the top-k query selection
         # flips between torch and ONNX Runtime on float noise and parity becomes a coin toss
-        decoder_in_channels=[32, 32, 32], initializer_range=0.5,
-        encoder_layers=1, encoder_ffn_dim=32, encoder_attention_heads=2, decoder_layers=1, decoder_ffn_dim=32,
-        decoder_attention_heads=2, num_queries=10, num_labels=2, anchor_image_size=None,
-        id2label={0: "person", 1: "car"}, label2id={"person": 0, "car": 1}, num_denoising=0,
+        decoder_in_channels=[32, 32, 32],
+        initializer_range=0.5,
+        encoder_layers=1,
+        encoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_layers=1,
+        decoder_ffn_dim=32,
+        decoder_attention_heads=2,
+        num_queries=10,
+        num_labels=2,
+        anchor_image_size=None,
+        id2label={0: "person", 1: "car"},
+        label2id={"person": 0, "car": 1},
+        num_denoising=0,
     )
     return _save(RTDetrForObjectDetection(config), folder, _image_processor(IMG * 2))
 
@@ -135,10 +173,20 @@ def detr(folder: Path) -> Path:
     torch.manual_seed(0)
     backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], out_features=["stage2"])
     config = DetrConfig(
-        use_timm_backbone=False, backbone_config=backbone, use_pretrained_backbone=False, d_model=32,
-        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=5, num_labels=2,
-        id2label={0: "person", 1: "car"}, label2id={"person": 0, "car": 1},
+        use_timm_backbone=False,
+        backbone_config=backbone,
+        use_pretrained_backbone=False,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_queries=5,
+        num_labels=2,
+        id2label={0: "person", 1: "car"},
+        label2id={"person": 0, "car": 1},
     )
     return _save(DetrForObjectDetection(config), folder, _image_processor())
 
@@ -146,12 +194,21 @@ def detr(folder: Path) -> Path:
 def trocr(folder: Path) -> Path:
     """vision-encoder-decoder: a ViT encoder and a TrOCR decoder (the TrOCR / captioner layout)."""
     import torch
-    from transformers import TrOCRConfig, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import TrOCRConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel, ViTConfig
 
     torch.manual_seed(0)
-    decoder = TrOCRConfig(vocab_size=99, d_model=32, decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=37,
-                          max_position_embeddings=32, bos_token_id=0, eos_token_id=2, pad_token_id=1,
-                          decoder_start_token_id=0)
+    decoder = TrOCRConfig(
+        vocab_size=99,
+        d_model=32,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=37,
+        max_position_embeddings=32,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+        decoder_start_token_id=0,
+    )
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(**_vit_kwargs()), decoder)
     config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = 0, 1, 2
     return _save(VisionEncoderDecoderModel(config=config), folder, _image_processor())
@@ -163,10 +220,26 @@ def pix2struct(folder: Path) -> Path:
 
     torch.manual_seed(0)
     config = Pix2StructConfig(
-        text_config=dict(vocab_size=99, hidden_size=32, d_kv=16, d_ff=37, num_layers=1, num_heads=2,
-                         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1),
-        vision_config=dict(hidden_size=32, patch_embed_hidden_size=192, d_ff=37, d_kv=16, num_hidden_layers=1,
-                           num_attention_heads=2, seq_len=16),
+        text_config=dict(
+            vocab_size=99,
+            hidden_size=32,
+            d_kv=16,
+            d_ff=37,
+            num_layers=1,
+            num_heads=2,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+            eos_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            patch_embed_hidden_size=192,
+            d_ff=37,
+            d_kv=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            seq_len=16,
+        ),
         is_vqa=True,
     )
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -175,7 +248,9 @@ def pix2struct(folder: Path) -> Path:
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{f"w{i}": i + 3 for i in range(96)}}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = T5TokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0)
+    tokenizer = T5TokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0
+    )
     images = Pix2StructImageProcessor(max_patches=16, patch_size={"height": 8, "width": 8}, is_vqa=False)
     processor = Pix2StructProcessor(image_processor=images, tokenizer=tokenizer)
     return _save(Pix2StructForConditionalGeneration(config), folder, processor)
@@ -186,9 +261,18 @@ def llama(folder: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    config = LlamaConfig(
+        vocab_size=99,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
     return _save(LlamaForCausalLM(config), folder)
 
 
