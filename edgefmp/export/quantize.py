@@ -205,7 +205,10 @@ def _preprocess_graph(src: Path, workdir: Path) -> Path:
 
     out = workdir / "preprocessed.onnx"
     try:
-        quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
+        # symbolic shape inference is skipped: when it is incomplete (common on transformer
+        # graphs) ONNX Runtime dumps sym_shape_infer_temp.onnx + a .data file into the
+        # current directory; plain ONNX shape inference and the graph optimisation still run.
+        quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
         return out
     except Exception as exc:
         log.warning("quantization pre-processing of %s failed (%s); quantizing the model as is", src, exc)
