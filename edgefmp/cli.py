@@ -89,6 +89,12 @@ def run(
     local_only: Annotated[list[str] | None, typer.Option(help="site ids that must never leave the device")] = None,
     summary_out: Annotated[Path | None, typer.Option(help="write the end-of-run summary JSON here")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    inflight: Annotated[
+        int, typer.Option(min=1, help="frames run at once, so remote calls overlap local work (1 = sequential)")
+    ] = 1,
+    order: Annotated[
+        str, typer.Option(help="with --inflight > 1: frame, freshest or auto (freshest for live sources)")
+    ] = "auto",
 ) -> None:
     """Run a program on a stream and write per-frame traces."""
     from edgefmp.runtime.session import RunOptions, run_program
@@ -108,6 +114,8 @@ def run(
         local_only=set(local_only or []),
         summary_out=summary_out,
         progress=not quiet,
+        inflight=inflight,
+        order=order,
     )
     with user_errors():
         summary = run_program(options, console=console)

@@ -121,12 +121,15 @@ Request = Union[DetectRequest, VerifyRequest, VQARequest, ClassifyRequest, OCRRe
 
 @dataclass
 class Result:
-    """Fields every result has: a confidence in [0, 1] (None when the backend gives none) and
-    the bytes its call moved over the network."""
+    """Fields every result has: a confidence in [0, 1] (None when the backend gives none), the
+    bytes its call moved over the network and, for remote calls, what was sent."""
 
     confidence: float | None = None
     bytes_up: int = 0
     bytes_down: int = 0
+    # What a remote call actually sent (image size after downscaling, encoding, JPEG quality):
+    # the bytes-vs-accuracy trade recorded beside the call's arguments in the trace.
+    sent: dict[str, Any] | None = field(default=None, kw_only=True)
 
     def _check_common(self) -> None:
         if self.confidence is not None and not 0.0 <= float(self.confidence) <= 1.0:

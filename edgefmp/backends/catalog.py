@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgefmp.backends.base import Backend
 from edgefmp.backends.registry import backend_class
-from edgefmp.errors import ConfigError
+from edgefmp.errors import BackendUnavailable, ConfigError
 from edgefmp.results import FUNCTIONS
 
 log = logging.getLogger(__name__)
@@ -168,13 +168,26 @@ class Catalog:
         try:
             for fn, specs in spec.functions.items():
                 created[fn] = []
+                skipped: list[str] = []
                 for b in specs:
                     backend_cls = backend_class(b.kind)
-                    backend = backend_cls(b, backend_cls.Options.model_validate(b.options))
+                    try:
+                        backend = backend_cls(b, backend_cls.Options.model_validate(b.options))
+                    except BackendUnavailable as exc:
+                        # A backend this machine cannot run (no TensorRT, no GPU) must not stop
+                        # the others: the catalog serves what it can, and says what it skipped.
+                        log.warning("skipping backend %s for %s: %s", b.name, fn, exc)
+                        skipped.append(f"{b.name}: {exc}")
+                        continue
                     created[fn].append(backend)
                     if warmup:
                         backend.warmup()
                     log.info("backend %s (%s) ready for %s", b.name, b.kind, fn)
+                if not created[fn]:
+                    raise ConfigError(
+                        f"catalog {spec.name!r}: no backend of function {fn!r} can run on this machine: "
+                        + "; ".join(skipped)
+                    )
         except Exception:
             for backends in created.values():
                 for backend in backends:

@@ -34,8 +34,8 @@ from edgefmp.errors import BackendError, ConfigError
 from edgefmp.results import (
     Answer,
     ClassifyRequest,
-    DetectRequest,
     Detections,
+    DetectRequest,
     Request,
     Result,
     Verdict,
@@ -94,7 +94,9 @@ class ClassicalBackend(Backend):
     Options = ClassicalOptions
 
     def __init__(self, spec: BackendSpec, options: BaseModel) -> None:
-        opts = options if isinstance(options, ClassicalOptions) else ClassicalOptions.model_validate(options.model_dump())
+        opts = options if isinstance(options, ClassicalOptions) else ClassicalOptions.model_validate(
+            options.model_dump()
+        )
         super().__init__(spec, opts)
         self.opts = opts
         self.detector = opts.detector

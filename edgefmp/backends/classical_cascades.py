@@ -41,14 +41,16 @@ Detector = Callable[[np.ndarray], list[Found]]
 
 def _squash(weights: np.ndarray, centre: float, width: float) -> np.ndarray:
     """Detector margins -> scores in (0, 1), 0.5 at `centre`."""
-    return 0.5 * (1.0 + np.tanh((np.asarray(weights, np.float32).reshape(-1) - centre) / width))
+    out: np.ndarray = 0.5 * (1.0 + np.tanh((np.asarray(weights, np.float32).reshape(-1) - centre) / width))
+    return out
 
 
 def face_detector(min_size: int = 24) -> Detector:
     """Frontal faces with OpenCV's bundled Haar cascade."""
-    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+    data = getattr(cv2, "data", None)
+    if not hasattr(cv2, "CascadeClassifier") or data is None:
         raise BackendUnavailable(_HINT.format(version=cv2.__version__, what="Haar cascades", detector="faces"))
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    path = Path(data.haarcascades) / "haarcascade_frontalface_default.xml"
     classifier = cv2.CascadeClassifier(str(path)) if path.is_file() else None
     if classifier is None or classifier.empty():
         raise BackendUnavailable(
@@ -62,7 +64,7 @@ def face_detector(min_size: int = 24) -> Detector:
         )
         scores = _squash(np.asarray(weights), 2.0, 2.0) if len(rects) else np.zeros(0)
         return [Found((float(x), float(y), float(x + w), float(y + h)), float(s))
-                for (x, y, w, h), s in zip(rects, scores)]
+                for (x, y, w, h), s in zip(rects, scores, strict=True)]
 
     return detect
 
@@ -73,7 +75,7 @@ def people_detector(iou_threshold: float = 0.45) -> Detector:
         raise BackendUnavailable(_HINT.format(version=cv2.__version__, what="HOG people detector",
                                               detector="people"))
     hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
 
     def detect(image: np.ndarray) -> list[Found]:
         h, w = image.shape[:2]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgefmp.errors import ConfigError
 
-MANIFEST_FORMAT = "edgefmp.manifest"
+MANIFEST_FORMAT: Final = "edgefmp.manifest"
 MANIFEST_VERSION = 1
 ONNX_METADATA_KEY = "edgefmp.manifest"
 

@@ -215,7 +215,7 @@ class OnnxBackend(Backend):
             values = self._session.run(self._outputs, {self._input: tensor})
         except Exception as exc:
             raise BackendError(f"backend {self.name!r}: onnxruntime failed on {self.path.name}: {exc}") from exc
-        return dict(zip(self._outputs, values))
+        return dict(zip(self._outputs, values, strict=True))
 
     def infer(self, request: Request) -> Result:
         image = getattr(request, "image", None)

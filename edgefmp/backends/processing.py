@@ -22,8 +22,8 @@ from edgefmp.errors import BackendError
 from edgefmp.results import (
     Answer,
     ClassifyRequest,
-    DetectRequest,
     Detections,
+    DetectRequest,
     Request,
     Result,
     Verdict,
@@ -129,12 +129,13 @@ def input_shape(pre: Preprocess) -> list[int]:
 def activate(x: np.ndarray, kind: str, axis: int = -1) -> np.ndarray:
     """softmax / sigmoid / none, computed in float32 and stable for large logits."""
     x = np.asarray(x, dtype=np.float32)
+    out: np.ndarray = x
     if kind == "softmax":
         e = np.exp(x - x.max(axis=axis, keepdims=True))
-        return e / e.sum(axis=axis, keepdims=True)
-    if kind == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + e^-x), without overflow warnings
-    return x
+        out = e / e.sum(axis=axis, keepdims=True)
+    elif kind == "sigmoid":
+        out = 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + e^-x), without overflow warnings
+    return out
 
 
 def label_probs(raw: np.ndarray, post: Postprocess, labels: Sequence[str]) -> np.ndarray:
@@ -243,11 +244,11 @@ def nms(d: Decoded, iou_threshold: float, max_detections: int) -> Decoded:
     if len(d.scores) == 0:
         return d
     xywh = np.concatenate([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2]], axis=1)
-    idx = cv2.dnn.NMSBoxesBatched(
-        xywh.astype(np.float32), d.scores.astype(np.float32), d.class_ids.astype(np.int32),
+    kept = cv2.dnn.NMSBoxesBatched(
+        xywh.tolist(), d.scores.tolist(), d.class_ids.astype(int).tolist(),
         0.0, float(iou_threshold), 1.0, int(max_detections),
     )
-    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+    idx = np.asarray(kept, dtype=np.int64).reshape(-1)
     return d.take(idx[np.argsort(-d.scores[idx], kind="stable")])
 
 
@@ -326,7 +327,7 @@ def parse_question(question: str, groups: Mapping[str, Sequence[str]]) -> Templa
             return TemplateQuestion("unknown", None, ())
         return TemplateQuestion("yesno", None, mentioned_t, any(t in _NEGATIONS for t in toks))
     group = None
-    for a, b in zip(toks, toks[1:]):
+    for a, b in zip(toks, toks[1:], strict=False):
         if a in ("what", "which") and b in group_of:
             group = group_of[b]
             break
@@ -436,7 +437,7 @@ def _answer_from_detections(d: Decoded, labels: Sequence[str], question: str) ->
             f"'is there a <label>?' about its labels"
         )
     wanted = {m.lower() for m in q.mentioned}
-    hits = [s for s, c in zip(d.scores, d.class_ids) if labels[int(c)].lower() in wanted]
+    hits = [s for s, c in zip(d.scores, d.class_ids, strict=True) if labels[int(c)].lower() in wanted]
     if q.kind == "count":
         conf = float(np.prod(hits)) ** (1 / len(hits)) if hits else None
         return Answer(text=str(len(hits)), confidence=conf)

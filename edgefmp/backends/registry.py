@@ -16,6 +16,7 @@ BACKEND_KINDS: dict[str, str] = {
     "tensorrt": "edgefmp.backends.tensorrt:TensorRTBackend",
     "remote": "edgefmp.backends.remote:RemoteBackend",
     "callable": "edgefmp.backends.callable:CallableBackend",
+    "vlm": "edgefmp.backends.vlm:VLMBackend",
 }
 
 

@@ -28,7 +28,7 @@ from edgefmp.backends.base import Backend
 from edgefmp.backends.catalog import BackendSpec
 from edgefmp.backends.circuit import CircuitBreaker
 from edgefmp.backends.remote_http import ByteCount, JsonPoster, RemoteHTTPError
-from edgefmp.backends.remote_image import downscale
+from edgefmp.backends.remote_image import SentImage, downscale
 from edgefmp.backends.remote_protocols import KServeProtocol, OpenAIProtocol, Protocol
 from edgefmp.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
 from edgefmp.results import RESULT_TYPES, Request, Result
@@ -75,6 +75,10 @@ class RemoteOptions(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2)
     logprobs: bool = Field(
         default=False, description="ask for logprobs; the first token's gives the confidence"
+    )
+    max_connections: int = Field(
+        default=8, ge=1, le=1024,
+        description="pooled connections; at least the frames in flight when remote calls overlap",
     )
     headers: dict[str, str] = Field(
         default_factory=dict, repr=False, description="extra HTTP headers"
@@ -139,7 +143,10 @@ class RemoteBackend(Backend):
             headers={"content-type": "application/json", **options.headers},
             verify=options.verify_tls,
             transport=transport,
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+            limits=httpx.Limits(
+                max_connections=options.max_connections,
+                max_keepalive_connections=options.max_connections,
+            ),
         )
         self._poster = JsonPoster(
             self._client,
@@ -276,6 +283,7 @@ class RemoteBackend(Backend):
             raise err from exc
         result.bytes_up = count.up
         result.bytes_down = count.down
+        result.sent = self._sent(image)
         log.debug(
             "%s: %s answered in %d attempt(s), %d bytes up, %d down",
             self._where,
@@ -285,6 +293,18 @@ class RemoteBackend(Backend):
             count.down,
         )
         return result
+
+    def _sent(self, image: SentImage | None) -> dict[str, Any]:
+        """What left the device, for the trace: the upload settings behind `bytes_up`."""
+        sent: dict[str, Any] = {"protocol": self.options.protocol}
+        if image is not None:
+            jpeg = self.options.protocol == "openai" or self.options.kserve_image == "jpeg"
+            sent["image_hw"] = [image.height, image.width]
+            sent["max_side"] = self.options.max_side
+            sent["encoding"] = "jpeg" if jpeg else "uint8"
+            if jpeg:
+                sent["jpeg_quality"] = self.options.jpeg_quality
+        return sent
 
     @staticmethod
     def _attach_bytes(exc: BackendError, count: ByteCount) -> None:

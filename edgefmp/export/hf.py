@@ -4,8 +4,8 @@ optimum knows how to trace each architecture (which inputs, which dynamic axes, 
 an encoder-decoder or add past key/values); we add what it does not do: the source's own
 outputs as the parity reference, a manifest (labels, preprocessing, postprocessing) and an
 end-to-end check of generative models (logits and greedy tokens of the ONNX Runtime model
-against the torch model). Decoder-style VLMs (SmolVLM / Idefics3), which
-optimum cannot export, are refused with a clear error: edgefmp's own VLM path is not written yet.
+against the torch model). Decoder-style VLMs (SmolVLM / Idefics3), which optimum cannot
+export, go through edgefmp's own torch.onnx path instead (edgefmp.export.vlm).
 """
 
 from __future__ import annotations
@@ -160,11 +160,10 @@ class HFSource(Source):
 
     def export_fp32(self, out: Path, batch: int | None) -> BaseExport:
         config = load_config(self.spec, self.options.trust_remote_code)
-        if config.model_type in VLM_FAMILIES:
-            raise ExportError(
-                f"hf:{self.spec}: {config.model_type} is a decoder-style VLM that optimum cannot export, "
-                "and edgefmp's own VLM path is not implemented yet; serve it through a remote backend"
-            )
+        if config.model_type in VLM_FAMILIES:  # optimum cannot export them: edgefmp's own path
+            from edgefmp.export.vlm import export_vlm
+
+            return export_vlm(self, config, out, batch)
         task, spec = self.task_spec(config)
         self._optimum_export(spec, out, config)
         parts = self._parts(out)

@@ -57,8 +57,11 @@ def next_commands(results: Sequence[VariantResult]) -> list[str]:
     if not passed:
         return ["No variant passed; fix the reasons above and export again."]
     paths = " ".join(str(r.path) for r in passed)
+    first = passed[0]
     return [
         "Next:",
         f"  edgefmp profile {paths}",
-        f"  edgefmp run --backend {passed[0].path} --source VIDEO_OR_CAMERA --program PROGRAM.py",
+        "  add the variants to a catalog, cheapest first, e.g.",
+        f"    - {{name: {first.path.parent.name}, kind: onnx, model: {first.path}}}",
+        "  edgefmp run PROGRAM.py --source VIDEO_OR_CAMERA --catalog CATALOG.yaml",
     ]

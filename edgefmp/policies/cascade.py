@@ -12,7 +12,7 @@ The executor hook (the executor calls it after every call that returned):
 executor). The hook returns the index of the next backend to re-run the same call on, or None
 to keep the answer. When it returns an index, the executor runs the call again on that backend,
 keeps both records in the trace (the escalated one last, whose result the program uses), and
-asks `escalate` again with the new record, so a call may climb several tiers up to
+may ask `escalate` again with the new record, so that a call can climb several tiers up to
 `max_escalations` (counted as the record's rank among the allowed backends, so the hook keeps
 no per-frame state). `context.available` must be current. Only policies that define
 `escalate` get asked; the others never escalate.

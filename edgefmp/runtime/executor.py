@@ -239,6 +239,8 @@ class Executor:
             record.backend = backend.name
             record.backend_index = index
             record.result = _result_summary(request, result)
+            if result.sent:
+                record.args["sent"] = result.sent
             record.confidence = result.confidence
             record.cost = cost
             record.attempts = attempts

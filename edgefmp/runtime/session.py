@@ -66,6 +66,8 @@ class RunOptions:
     summary_out: Path | None = None
     progress: bool = True
     source_options: dict[str, Any] = field(default_factory=dict)
+    inflight: int = 1  # frames run at once; > 1 overlaps remote calls (runtime/overlap.py)
+    order: str = "auto"  # with inflight > 1: "frame", "freshest" or "auto" (freshest for live)
 
 
 def run_program(options: RunOptions, console: Console | None = None) -> RunSummary:
@@ -94,7 +96,13 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
         )
         try:
             with progress:
-                run_stream(source, executor, sinks, hooks, max_frames=options.max_frames)
+                if options.inflight > 1:
+                    from edgefmp.runtime.overlap import run_stream_overlapped
+
+                    run_stream_overlapped(source, executor, sinks, hooks, max_frames=options.max_frames,
+                                          inflight=options.inflight, order=options.order)
+                else:
+                    run_stream(source, executor, sinks, hooks, max_frames=options.max_frames)
         finally:
             source.close()
     if options.summary_out is not None:

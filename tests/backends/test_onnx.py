@@ -14,8 +14,8 @@ from edgefmp.errors import BackendError, ConfigError
 from edgefmp.results import (
     Answer,
     ClassifyRequest,
-    DetectRequest,
     Detections,
+    DetectRequest,
     Verdict,
     VerifyRequest,
     VQARequest,

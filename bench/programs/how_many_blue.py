@@ -1,0 +1,3 @@
+# "How many blue shapes are there?"
+def execute_command(image):
+    return image.count("blue")

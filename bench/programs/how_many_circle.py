@@ -1,0 +1,3 @@
+# "How many circles are there?"
+def execute_command(image):
+    return image.count("circle")

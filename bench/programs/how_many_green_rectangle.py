@@ -1,0 +1,3 @@
+# "How many green rectangles are there?"
+def execute_command(image):
+    return image.count("green rectangle")

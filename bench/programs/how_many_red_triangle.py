@@ -1,0 +1,3 @@
+# "How many red triangles are there?"
+def execute_command(image):
+    return image.count("red triangle")

@@ -1,0 +1,255 @@
+"""`edgefmp bench` and `edgefmp profile`: thin typer commands over the bench library (they
+print with rich; the library logs)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgefmp.errors import EdgeFMPError
+
+console = Console(stderr=True)
+out = Console()
+
+QUICK_FRAMES = 40
+QUICK_QUERIES = 3
+
+
+def _fail(exc: EdgeFMPError) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(2)
+
+
+class _SweepProgress:
+    """Rich bars for a sweep: one overall bar of (query, case) runs, one bar per running query."""
+
+    def __init__(self, n_queries: int, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=not enabled, transient=False,
+        )
+        self.overall = self.progress.add_task("queries", total=n_queries)
+        self.bars: dict[str, Any] = {}
+        self.cases: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            q = str(event.get("query"))
+            kind = event.get("event")
+            if kind == "query_start":
+                self.cases[q] = [0, int(event["cases"])]
+                self.bars[q] = self.progress.add_task(f"{q}", total=int(event["frames"]))
+            elif kind == "case_start" and q in self.bars:
+                c = self.cases[q]
+                c[0] += 1
+                self.progress.update(self.bars[q], completed=0, description=f"{q} [{c[0]}/{c[1]}] {event['case']}")
+            elif kind == "frames" and q in self.bars:
+                self.progress.update(self.bars[q], completed=int(event["done"]))
+            elif kind == "query_done":
+                if q in self.bars:
+                    self.progress.remove_task(self.bars.pop(q))
+                self.progress.advance(self.overall)
+                if event.get("error"):
+                    self.progress.console.print(f"[yellow]query {q} failed:[/] {event['error']}", highlight=False)
+
+
+def bench(
+    suite: Annotated[Path, typer.Argument(help="suite YAML (bench/suites/binary.yaml, open.yaml, or your own)")],
+    catalog: Annotated[Path | None, typer.Option(help="catalog YAML (default: models/catalog.yaml, else the bundled one)")] = None,
+    policies: Annotated[list[str] | None, typer.Option(help="families: static,routing,cascade,paper,adaptive (default all)")] = None,
+    budgets: Annotated[list[str] | None, typer.Option(help="adaptive budgets: 40ms, 2J, 50kB, 5% (of always-largest), gap:1, none")] = None,
+    weights: Annotated[list[str] | None, typer.Option(help="paper / routing cost weights (largest backend = w score units)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="results folder (default runs/bench/<suite>)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (at most 2)")] = 2,
+    quick: Annotated[bool, typer.Option(help=f"CI: {QUICK_QUERIES} queries x {QUICK_FRAMES} frames, fewer cases")] = False,
+    max_frames: Annotated[int | None, typer.Option(min=10, help="frames per query (a prefix of each stream)")] = None,
+    queries: Annotated[list[str] | None, typer.Option(help="only these query ids")] = None,
+    max_static: Annotated[int, typer.Option(min=1, help="enumerate all static assignments up to this many per query")] = 64,
+    paper_resolution: Annotated[int, typer.Option(min=8, help="paper router input size (the paper: 224)")] = 32,
+    paper_width: Annotated[int, typer.Option(min=4, help="paper router ResNet-18 width (the paper: 64)")] = 8,
+    replay: Annotated[bool, typer.Option(help="measure each (backend, request) once per stream and replay it")] = True,
+    meter: Annotated[str, typer.Option(help="energy meter: auto, jetson, nvml, rapl, estimated")] = "auto",
+    plots: Annotated[bool, typer.Option(help="write the PNG plots (needs matplotlib)")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Run policies x budgets on a suite's streams; write results JSON, a markdown table and plots."""
+    from edgefmp.bench.cases import plan_cases
+    from edgefmp.bench.execute import open_catalog
+    from edgefmp.bench.report import build_report, write_report
+    from edgefmp.bench.runner import SweepOptions, environment, run_sweep
+    from edgefmp.bench.suite import load_suite
+    from edgefmp.runtime.session import resolve_catalog_path
+
+    argv = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else [str(suite)]
+    command = "edgefmp bench " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        spec = load_suite(suite)
+        catalog_path = resolve_catalog_path(catalog)
+        if quick:
+            budgets = budgets or ["gap:1", "5%"]
+            weights = weights or ["1"]
+            max_frames = max_frames or QUICK_FRAMES
+            queries = queries or [q.id for q in spec.queries[:QUICK_QUERIES]]
+            max_static = min(max_static, 8)
+        cases = plan_cases(policies, budgets, weights, {"resolution": paper_resolution, "width": paper_width})
+        opts = SweepOptions(
+            catalog=str(catalog_path), workers=workers, max_frames=max_frames,
+            queries=[q for item in queries for q in item.split(",")] if queries else None,
+            max_static=max_static, replay=replay, meter=meter,
+        )
+        with open_catalog(str(catalog_path)) as cat:
+            cat_desc = _describe_catalog(cat, catalog_path)
+        n_queries = len(opts.queries) if opts.queries else len(spec.queries)
+        progress = _SweepProgress(n_queries, enabled=not quiet)
+        console.print(f"bench {spec.name}: {n_queries} queries, {len(cases)} case families/settings, "
+                      f"catalog {catalog_path}, {workers} worker(s)", highlight=False)
+        with progress.progress:
+            run = run_sweep(str(suite), cases, opts, on_progress=progress)
+        report = build_report(run, spec, command, environment(), cat_desc)
+        target = out_dir or Path("runs") / "bench" / spec.name
+        written = write_report(report, target, plots=plots)
+    except EdgeFMPError as exc:
+        raise _fail(exc) from None
+    _print_rows(report)
+    out.print(f"{run.seconds:.0f} s; wrote {', '.join(str(p) for p in written)}")
+
+
+def _describe_catalog(cat: Any, path: Path) -> dict[str, Any]:
+    return {
+        "name": cat.spec.name,
+        "path": str(path),
+        "functions": {
+            fn: [
+                {"name": b.name, "kind": b.kind, "location": b.location, "params": b.spec.cost.params,
+                 "prior_latency_ms": b.spec.cost.latency_ms}
+                for b in cat.backends(fn)
+            ]
+            for fn in cat.functions
+        },
+    }
+
+
+def _print_rows(report: dict[str, Any]) -> None:
+    metric = "F1" if report["suite"]["metric"] == "f1" else "accuracy"
+    table = Table(title=f"{report['suite']['name']}: {metric} and cost per frame")
+    for col in ("case", metric, "latency ms", "router ms", "energy J", "params M", "overhead", "errors"):
+        table.add_column(col)
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    for r in report["rows"]:
+        table.add_row(r["case"], f(r["metric"]), f(r["latency_ms"]), f(r["router_ms"]), f(r["energy_j"]),
+                      f(r["params_m"]), f(r["overhead_ratio"]), str(len(r["errors"])) if r["errors"] else "")
+    out.print(table)
+    head = report.get("headline", {})
+    if head:
+        out.print_json(json.dumps({k: v for k, v in head.items() if k != "overhead_ratio"}, default=str))
+
+
+def profile(
+    targets: Annotated[list[str], typer.Argument(help="a catalog YAML, or ONNX model files")],
+    out_path: Annotated[Path | None, typer.Option("--out", help="profile JSON (default: print only)")] = None,
+    runs: Annotated[int, typer.Option(min=2, help="timed calls per backend")] = 100,
+    warmup: Annotated[int, typer.Option(min=0, help="untimed warm-up calls, reported apart")] = 3,
+    meter: Annotated[str, typer.Option(help="energy meter: auto, jetson, nvml, rapl, estimated")] = "auto",
+    batches: Annotated[bool, typer.Option(help="also measure throughput at batch sizes 1..32 (ONNX)")] = True,
+    plot: Annotated[Path | None, typer.Option(help="write a latency plot (PNG) here")] = None,
+    write_catalog: Annotated[
+        Path | None, typer.Option(help="write the catalog with its cost priors set from this profile")
+    ] = None,
+) -> None:
+    """Measure every backend on this device (latency percentiles, throughput, memory, energy)."""
+    from edgefmp.backends.catalog import load_catalog
+    from edgefmp.bench.profile import apply_profile, catalog_yaml, run_profile
+
+    try:
+        data = run_profile(targets, runs=runs, warmup=warmup, meter_name=meter, batches=batches,
+                           on_backend=lambda r: console.print(f"profiled {r.function}/{r.name}", highlight=False))
+        if out_path is not None:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        if write_catalog is not None:
+            if not (len(targets) == 1 and targets[0].endswith((".yaml", ".yml"))):
+                raise _bad("--write-catalog needs a catalog YAML as the target")
+            spec = apply_profile(load_catalog(targets[0]), data)
+            write_catalog.parent.mkdir(parents=True, exist_ok=True)
+            write_catalog.write_text(
+                f"# {targets[0]} with cost priors measured by `edgefmp profile` ({data['created']})\n"
+                + catalog_yaml(spec, write_catalog.parent), encoding="utf-8")
+        if plot is not None:
+            _plot_profile(data, plot)
+    except EdgeFMPError as exc:
+        raise _fail(exc) from None
+    _print_profile(data)
+
+
+def _bad(message: str) -> EdgeFMPError:
+    from edgefmp.errors import ConfigError
+
+    return ConfigError(message)
+
+
+def _print_profile(data: dict[str, Any]) -> None:
+    env = data["environment"]
+    table = Table(title=f"profile of {data['source']} ({data['runs']} runs; meter {data['meter']})")
+    for col in ("function", "backend", "session ms", "warm-up ms", "mean", "p50", "p90", "p95", "p99", "std",
+                "/s b1", "/s best (b)", "RSS MB", "J/call", "error"):
+        table.add_column(col, overflow="fold")
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3g}"
+
+    for r in data["backends"]:
+        lat = r["latency_ms"] or {}
+        best = f"{f(r['throughput_best_per_s'])} ({r['best_batch']})" if r["throughput_best_per_s"] else "-"
+        table.add_row(
+            r["function"], r["name"], f(r["session_ms"]), ", ".join(f"{w:.3g}" for w in r["warmup_ms"]),
+            *(f(lat.get(k)) for k in ("mean", "p50", "p90", "p95", "p99", "std")),
+            f(r["throughput_batch1_per_s"]), best, f(r["peak_rss_mb"]),
+            f"{f(r['energy_j_per_call'])} ({r['energy_source']})", (r["error"] or "")[:60],
+        )
+    out.print(table)
+    out.print(f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "
+              f"versions {json.dumps(env.get('versions'))}" + (f"; GPU {json.dumps(env['gpu'])}" if env.get("gpu") else ""),
+              highlight=False)
+
+
+def _plot_profile(data: dict[str, Any], path: Path) -> None:
+    from edgefmp.bench.plots import _pyplot
+
+    plt = _pyplot()
+    rows = [r for r in data["backends"] if r["latency_ms"]]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * max(len(rows), 1)))
+    labels = [f"{r['function']}/{r['name']}" for r in rows]
+    for y, r in enumerate(rows):
+        lat = r["latency_ms"]
+        ax.plot([lat["p50"], lat["p99"]], [y, y], color="tab:blue", lw=2)
+        ax.scatter([lat["mean"]], [y], color="black", zorder=3)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per call (ms): line p50..p99, dot mean")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bench` and `profile` to the edgefmp CLI."""
+    app.command(name="bench")(bench)
+    app.command(name="profile")(profile)
+
+
+__all__ = ["register"]

@@ -1,0 +1,152 @@
+"""Plots of a results report: Pareto fronts, learning curves, backend mix.
+
+matplotlib is an optional dependency (`pip install 'edgefmp[bench]'`), imported inside the
+functions with the file-only Agg backend, so importing edgefmp.bench never needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from edgefmp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FAMILY_STYLE: dict[str, tuple[str, str]] = {
+    "static": ("tab:gray", "s"),
+    "routing": ("tab:orange", "v"),
+    "cascade": ("tab:purple", "D"),
+    "paper": ("tab:red", "^"),
+    "adaptive": ("tab:blue", "o"),
+}
+COST_LABELS = {
+    "latency_ms": "latency per frame (ms, log)",
+    "energy_j": "energy per frame (J, log)",
+    "bytes": "network per frame (bytes, log)",
+    "params_m": "parameters called per frame (millions, log; the paper's proxy)",
+}
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ConfigError("plots need matplotlib: pip install 'edgefmp[bench]' (or pass --no-plots)") from exc
+    return plt
+
+
+def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
+    """Every plot of the report into `out`; returns the files written."""
+    written: list[Path] = []
+    written += plot_fronts(report, out)
+    written += plot_curves(report, out)
+    written += plot_mix(report, out)
+    return written
+
+
+def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
+    """One PNG of metric against each cost with a non-zero reference: every case as a point,
+    each family's Pareto front as a line, static assignments per query faint behind."""
+    plt = _pyplot()
+    metric = "F1" if report["suite"]["metric"] == "f1" else "accuracy"
+    largest = report.get("largest") or {}
+    rows = [r for r in report["rows"] if r["metric"] is not None]
+    written = []
+    for cost in ("latency_ms", "energy_j", "bytes", "params_m"):
+        if not largest.get(cost):
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for fam, (color, marker) in FAMILY_STYLE.items():
+            pts = sorted((r[cost], r["metric"], r["case"]) for r in rows if r["family"] == fam and r[cost])
+            if not pts:
+                continue
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker, label=fam, zorder=3)
+            front, best = [], -1.0
+            for c, m, _ in pts:
+                if m > best:
+                    front.append((c, m))
+                    best = m
+            ax.plot([p[0] for p in front], [p[1] for p in front], color=color, alpha=0.6, zorder=2)
+        ax.scatter([largest[cost]], [largest["metric"]], color="black", marker="*", s=160, label="always-largest", zorder=4)
+        ax.axhline(largest["metric"] - 0.01, color="black", lw=0.6, ls=":", label="largest - 1 point")
+        ax.set_xscale("log")
+        ax.set_xlabel(COST_LABELS[cost])
+        ax.set_ylabel(metric)
+        ax.set_title(f"{report['suite']['name']}: {metric} against {cost.split('_')[0]}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        path = out / f"pareto_{cost.split('_')[0]}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
+    """Learning curves: the windowed metric over frames, pooled over queries."""
+    plt = _pyplot()
+    curves = report.get("curves") or {}
+    if not curves:
+        return []
+    metric = "F1" if report["suite"]["metric"] == "f1" else "accuracy"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    family_of = {r["case"]: r["family"] for r in report["rows"]}
+    for case, pts in curves.items():
+        fam = family_of.get(case, "static")
+        if not pts or (fam == "static" and case != "largest"):
+            continue
+        color, _ = FAMILY_STYLE.get(fam, ("black", "o"))
+        style = "-" if case != "largest" else "--"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color="black" if case == "largest" else color,
+                alpha=0.8, lw=1.2, label=case)
+    ax.set_xlabel("frames seen (end of a 100-frame window)")
+    ax.set_ylabel(f"{metric} in the window")
+    ax.set_title(f"{report['suite']['name']}: learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    path = out / "learning_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def plot_mix(report: dict[str, Any], out: Path) -> list[Path]:
+    """Backend mix per call-site function (detect, verify, vqa...): share of calls per backend."""
+    plt = _pyplot()
+    rows = [r for r in report["rows"] if r["mix"] and (r["family"] != "static" or r["case"] == "largest")]
+    functions = sorted({fn for r in rows for fn in r["mix"]})
+    if not rows or not functions:
+        return []
+    fig, axes = plt.subplots(len(functions), 1, figsize=(8, 1.2 + 0.35 * len(rows) * len(functions)), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, fn in zip(axes[:, 0], functions, strict=True):
+        names = list(dict.fromkeys(b for r in rows for b in r["mix"].get(fn, {})))
+        colors = {b: cmap(i / max(len(names) - 1, 1)) for i, b in enumerate(names)}
+        for y, r in enumerate(rows):
+            counts = r["mix"].get(fn, {})
+            total = sum(counts.values()) or 1
+            left = 0.0
+            for b in names:
+                share = counts.get(b, 0) / total
+                ax.barh(y, share, left=left, color=colors[b], label=b if y == 0 else None)
+                left += share
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r["case"] for r in rows], fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{fn}: share of calls per backend", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path = out / "backend_mix.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+__all__ = ["plot_curves", "plot_fronts", "plot_mix", "plot_report"]

@@ -1,0 +1,456 @@
+"""`edgefmp profile`: measure each backend on this device, as the policies' cost prior.
+
+Per backend: session-creation time; warm-up calls (reported apart, never mixed into the
+statistics); latency mean / p50 / p90 / p95 / p99 / std over `runs` timed calls; throughput at
+batch 1 and at the best batch size (ONNX models with a dynamic batch dimension; other kinds
+take one request at a time); peak resident memory while the backend was created and run
+(GPU memory on a GPU, from NVML); energy per call with the name of the meter that measured it.
+The environment (CPU, cores, providers, library versions; GPU clocks and throttle reasons on
+a GPU) is recorded with the numbers.
+
+The JSON (versioned, `PROFILE_FORMAT`) is what `apply_profile` folds into a catalog's `cost:`
+priors, so the router starts from what this device measured rather than from guesses.
+
+Requests are fixed and realistic: a composed easy-VQA test scene (240x320) for detection and
+whole-frame VQA, one object's crop for verify / classify / crop VQA.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefmp.backends.base import Backend
+from edgefmp.backends.catalog import BackendSpec, CatalogSpec, load_catalog
+from edgefmp.backends.registry import backend_class
+from edgefmp.cost.meters import EnergyMeter, busy_power_w, select_meter
+from edgefmp.errors import ConfigError
+from edgefmp.results import ClassifyRequest, DetectRequest, LLMRequest, OCRRequest, Request, VerifyRequest, VQARequest
+
+log = logging.getLogger(__name__)
+
+PROFILE_FORMAT = "edgefmp.profile"
+PROFILE_VERSION = 1
+BATCHES = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass
+class LatencyStats:
+    n: int
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    std: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, samples_ms: list[float]) -> LatencyStats:
+        a = np.asarray(samples_ms, dtype=np.float64)
+        q = np.percentile(a, [50, 90, 95, 99])
+        return cls(
+            n=int(a.size),
+            mean=float(a.mean()),
+            p50=float(q[0]),
+            p90=float(q[1]),
+            p95=float(q[2]),
+            p99=float(q[3]),
+            std=float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            min=float(a.min()),
+            max=float(a.max()),
+        )
+
+
+@dataclass
+class BackendProfile:
+    """One backend's row of a profile (milliseconds, joules, megabytes)."""
+
+    name: str
+    function: str
+    kind: str
+    location: str
+    model: str | None = None
+    params: float | None = None
+    session_ms: float | None = None
+    warmup_ms: list[float] = field(default_factory=list)
+    latency_ms: LatencyStats | None = None
+    throughput_batch1_per_s: float | None = None
+    best_batch: int | None = None
+    throughput_best_per_s: float | None = None
+    batch_throughput: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float | None = None
+    gpu_memory_mb: float | None = None
+    energy_j_per_call: float | None = None
+    energy_source: str = "none"
+    providers: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except (ImportError, OSError):
+        return None
+
+
+def gpu_info() -> dict[str, Any] | None:
+    """GPU name, memory, clocks and throttle reasons from NVML; None without a readable GPU."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        out = []
+        for i in range(int(pynvml.nvmlDeviceGetCount())):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            info: dict[str, Any] = {
+                "index": i,
+                "name": str(pynvml.nvmlDeviceGetName(h)),
+                "memory_used_mb": mem.used / 2**20,
+                "memory_total_mb": mem.total / 2**20,
+            }
+            for key, clock in (("sm_clock_mhz", pynvml.NVML_CLOCK_SM), ("mem_clock_mhz", pynvml.NVML_CLOCK_MEM)):
+                try:
+                    info[key] = int(pynvml.nvmlDeviceGetClockInfo(h, clock))
+                    info[key.replace("_mhz", "_max_mhz")] = int(pynvml.nvmlDeviceGetMaxClockInfo(h, clock))
+                except Exception:
+                    pass
+            try:
+                info["throttle_reasons"] = int(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h))
+            except Exception:
+                pass
+            out.append(info)
+        return {"gpus": out}
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _gpu_used_mb() -> float | None:
+    info = gpu_info()
+    if not info or not info["gpus"]:
+        return None
+    return float(sum(g["memory_used_mb"] for g in info["gpus"]))
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+def sample_requests(seed: int = 0) -> dict[str, Request]:
+    """One realistic request per function, from a composed test-split scene."""
+    from edgefmp.scenes import compose_scene, load_shape_pool
+
+    pool = load_shape_pool("test", limit=120)
+    scene = compose_scene(np.random.default_rng(seed), pool, n_objects=(3, 3))
+    frame = scene.image
+    obj = scene.objects[0]
+    x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
+    h, w = frame.shape[:2]
+    crop = np.ascontiguousarray(frame[max(0, y1 - 10) : min(h, y2 + 10), max(0, x1 - 10) : min(w, x2 + 10)])
+    from edgefmp.scenes import COLORS
+
+    return {
+        "detect": DetectRequest(image=frame, labels=(obj.label,)),
+        "verify": VerifyRequest(image=crop, subject=obj.shape, property=obj.color),
+        "classify": ClassifyRequest(image=crop, options=tuple(COLORS)),
+        "vqa": VQARequest(image=crop, question=f"What color is the {obj.shape}?"),
+        "ocr": OCRRequest(image=crop),
+        "llm": LLMRequest(prompt="Answer with one word: what colour is the sky on a clear day?"),
+    }
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+def _create(spec: BackendSpec) -> tuple[Backend, float]:
+    cls = backend_class(spec.kind)
+    t0 = time.perf_counter()
+    backend = cls(spec, cls.Options.model_validate(spec.options))
+    return backend, (time.perf_counter() - t0) * 1e3
+
+
+def _batch_throughput(backend: Backend, request: Request, runs: int) -> dict[str, float]:
+    """Images per second of the raw model at each batch size it accepts (ONNX only)."""
+    from edgefmp.backends import processing
+    from edgefmp.backends.onnx import OnnxBackend
+
+    if not isinstance(backend, OnnxBackend) or backend.manifest.preprocess is None:
+        return {}
+    image = getattr(request, "image", None)
+    if image is None:
+        return {}
+    one, _ = processing.preprocess(image, backend.manifest.preprocess)
+    out: dict[str, float] = {}
+    for b in BATCHES:
+        tensor = np.ascontiguousarray(np.repeat(one, b, axis=0))
+        try:
+            backend.run(tensor)  # warm this shape
+        except Exception:
+            break  # a fixed batch dimension: larger batches will not run either
+        reps = max(3, runs // b)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            backend.run(tensor)
+        out[str(b)] = reps * b / (time.perf_counter() - t0)
+    return out
+
+
+def profile_backend(
+    spec: BackendSpec, request: Request, meter: EnergyMeter, runs: int = 100, warmup: int = 3, batches: bool = True
+) -> BackendProfile:
+    """Measure one backend (see the module docstring); errors become the row's `error`."""
+    prof = BackendProfile(spec.name, spec.function, spec.kind, spec.location or "device", model=spec.model,
+                          params=spec.cost.params)
+    reset = _reset_peak_rss()
+    gpu_before = _gpu_used_mb()
+    backend: Backend | None = None
+    try:
+        backend, prof.session_ms = _create(spec)
+        prof.location = backend.location
+        manifest = backend.manifest
+        if prof.params is None and manifest is not None and manifest.params:
+            prof.params = float(manifest.params)
+        prof.providers = list(getattr(backend, "providers", []) or [])
+        for _ in range(warmup):
+            t0 = time.perf_counter()
+            backend.infer(request)
+            prof.warmup_ms.append((time.perf_counter() - t0) * 1e3)
+        samples, joules = [], []
+        power = busy_power_w(backend.location, spec.power_w)
+        sources: set[str] = set()
+        for _ in range(runs):
+            token = meter.begin()
+            t0 = time.perf_counter()
+            result = backend.infer(request)
+            dt = time.perf_counter() - t0
+            moved = int(getattr(result, "bytes_up", 0) or 0) + int(getattr(result, "bytes_down", 0) or 0)
+            reading = meter.end(token, latency_s=dt, power_w=power, bytes_moved=moved)
+            samples.append(dt * 1e3)
+            joules.append(reading.joules)
+            sources.add(reading.source)
+        prof.latency_ms = LatencyStats.of(samples)
+        prof.throughput_batch1_per_s = 1e3 / prof.latency_ms.mean if prof.latency_ms.mean > 0 else None
+        prof.energy_j_per_call = float(np.mean(joules))
+        prof.energy_source = "+".join(sorted(sources))
+        if batches:
+            prof.batch_throughput = _batch_throughput(backend, request, runs)
+        if prof.batch_throughput:
+            best = max(prof.batch_throughput, key=lambda k: prof.batch_throughput[k])
+            prof.best_batch, prof.throughput_best_per_s = int(best), prof.batch_throughput[best]
+        else:
+            prof.best_batch, prof.throughput_best_per_s = 1, prof.throughput_batch1_per_s
+    except Exception as exc:  # one failing backend is a row with its error
+        log.debug("profiling %s failed", spec.name, exc_info=True)
+        prof.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if backend is not None:
+            backend.close()
+    prof.peak_rss_mb = _peak_rss_mb() if reset else None
+    gpu_after = _gpu_used_mb()
+    if gpu_before is not None and gpu_after is not None:
+        prof.gpu_memory_mb = max(gpu_after - gpu_before, 0.0)
+    return prof
+
+
+def specs_from_targets(targets: list[str]) -> tuple[list[BackendSpec], str]:
+    """Backend specs from one catalog file or from model files (.onnx); and a label for them."""
+    paths = [Path(t) for t in targets]
+    if not paths:
+        raise ConfigError("profile: give a catalog YAML or one or more .onnx model files")
+    for p in paths:
+        if not p.is_file():
+            raise ConfigError(f"profile: no file {p}; give a catalog YAML or .onnx model files")
+    if len(paths) == 1 and paths[0].suffix in (".yaml", ".yml"):
+        spec = load_catalog(paths[0])
+        return [b for backends in spec.functions.values() for b in backends], str(paths[0])
+    specs = []
+    for p in paths:
+        if p.suffix != ".onnx":
+            raise ConfigError(f"profile: {p} is neither a catalog (.yaml) nor an ONNX model (.onnx)")
+        manifest = _manifest_of(p)
+        specs.append(
+            BackendSpec(
+                name=manifest.name or p.stem,
+                kind="onnx",
+                function=manifest.function,
+                model=str(p.resolve()),
+                base_dir=str(p.resolve().parent),
+                cost={"params": manifest.params} if manifest.params else {},
+            )
+        )
+    return specs, ", ".join(str(p) for p in paths)
+
+
+def _manifest_of(path: Path) -> Any:
+    from edgefmp.backends.manifest import ONNX_METADATA_KEY, parse_manifest, read_sidecar
+
+    sidecar = read_sidecar(path)
+    if sidecar is not None:
+        return sidecar
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ConfigError(f"{path}: onnxruntime cannot load this model: {exc}") from exc
+    text = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
+    if text is None:
+        raise ConfigError(f"{path}: no manifest (metadata {ONNX_METADATA_KEY!r} or a sidecar); re-export it")
+    return parse_manifest(text, f"{path} (metadata)")
+
+
+def profile_environment() -> dict[str, Any]:
+    from edgefmp.bench.runner import environment
+
+    env = environment()
+    gpu = gpu_info()
+    if gpu is not None:
+        env["gpu"] = gpu
+    return env
+
+
+def run_profile(
+    targets: list[str],
+    runs: int = 100,
+    warmup: int = 3,
+    meter_name: str = "auto",
+    batches: bool = True,
+    on_backend: Any = None,
+) -> dict[str, Any]:
+    """Profile every backend of `targets`; returns the profile JSON (see `PROFILE_FORMAT`)."""
+    if runs < 2:
+        raise ConfigError(f"profile: --runs must be >= 2 for percentiles, got {runs}")
+    specs, label = specs_from_targets(targets)
+    requests = sample_requests()
+    meter = select_meter(meter_name)
+    rows = []
+    for spec in specs:
+        request = requests.get(spec.function)
+        if request is None:
+            rows.append(BackendProfile(spec.name, spec.function, spec.kind, "device", error="no sample request"))
+            continue
+        row = profile_backend(spec, request, meter, runs=runs, warmup=warmup, batches=batches)
+        rows.append(row)
+        if on_backend is not None:
+            on_backend(row)
+    return {
+        "format": PROFILE_FORMAT,
+        "version": PROFILE_VERSION,
+        "source": label,
+        "runs": runs,
+        "warmup": warmup,
+        "meter": meter.describe(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": profile_environment(),
+        "backends": [asdict(r) for r in rows],
+    }
+
+
+# ------------------------------------------------------------------------------ as a prior
+
+
+def read_profile(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the profile: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+        raise ConfigError(f"{path}: not an edgefmp profile (format {PROFILE_FORMAT!r})")
+    if data.get("version") != PROFILE_VERSION:
+        raise ConfigError(f"{path}: profile version {data.get('version')!r}; this edgefmp reads {PROFILE_VERSION}")
+    return data
+
+
+def apply_profile(catalog: CatalogSpec, profile: dict[str, Any], statistic: str = "mean") -> CatalogSpec:
+    """A copy of `catalog` whose backends' `cost:` priors are what `profile` measured.
+
+    Backends are matched by (function, name); a backend the profile lacks (or whose row has
+    an error) keeps its prior. `latency_ms` takes the chosen statistic (the mean by default,
+    because budgets bound means), `energy_j` the mean per call, `params` the counted
+    parameters when the catalog gives none.
+    """
+    if statistic not in ("mean", "p50", "p90", "p95", "p99"):
+        raise ConfigError(f"apply_profile: statistic must be mean, p50, p90, p95 or p99, got {statistic!r}")
+    rows = {(r["function"], r["name"]): r for r in profile.get("backends", []) if not r.get("error")}
+    out = catalog.model_copy(deep=True)
+    applied = 0
+    for fn, backends in out.functions.items():
+        for b in backends:
+            row = rows.get((fn, b.name))
+            if row is None or not row.get("latency_ms"):
+                continue
+            lat = float(row["latency_ms"][statistic])
+            b.cost.latency_ms = lat if math.isfinite(lat) else b.cost.latency_ms
+            if row.get("energy_j_per_call") is not None:
+                b.cost.energy_j = float(row["energy_j_per_call"])
+            if b.cost.params is None and row.get("params"):
+                b.cost.params = float(row["params"])
+            applied += 1
+    log.info("profile applied to %d backends of catalog %s", applied, catalog.name)
+    return out
+
+
+def catalog_yaml(spec: CatalogSpec, out_dir: str | Path) -> str:
+    """A catalog spec as YAML to be written in `out_dir`: model paths are rewritten relative
+    to that folder, so the new file finds the same models wherever it is written."""
+    import yaml
+
+    data = spec.model_dump(exclude_defaults=True)
+    for fn, backends in data["functions"].items():
+        for b, model in zip(backends, spec.functions[fn], strict=True):
+            b.pop("function", None)
+            b.pop("base_dir", None)
+            if model.model is not None and model.kind in ("onnx", "tensorrt"):  # a file, not a model name
+                b["model"] = os.path.relpath(model.resolve(model.model).resolve(), Path(out_dir).resolve())
+    return str(yaml.safe_dump(data, sort_keys=False))
+
+
+__all__ = [
+    "PROFILE_FORMAT",
+    "PROFILE_VERSION",
+    "BackendProfile",
+    "LatencyStats",
+    "apply_profile",
+    "catalog_yaml",
+    "profile_backend",
+    "read_profile",
+    "run_profile",
+    "sample_requests",
+]

@@ -1,0 +1,200 @@
+"""Run a sweep: every case on every query's stream, queries spread over worker processes.
+
+The unit of parallel work is a query (its stream, the catalog, all cases sharing one call
+cache; see execute.py), because cases of the same query share most of their backend calls
+and cases of different queries share none. Workers are spawned processes (no fork: torch and
+ONNX Runtime hold threads) and each pins its math libraries to `threads` threads, so two
+workers on two cores do not fight. Progress events come back through a manager queue and
+are handed to `on_progress` on a thread of the parent; the library never prints.
+
+A query whose worker dies (or whose stream cannot be built) is a result with its error; the
+sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgefmp.bench.cases import CaseSpec
+from edgefmp.bench.execute import Progress, QueryResult, QueryTask, run_query
+from edgefmp.bench.suite import load_suite
+from edgefmp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MAX_WORKERS = 2  # the reference machine has two cores; more workers only contend
+
+
+@dataclass
+class SweepOptions:
+    """How to run a sweep (what to run is the suite and the cases)."""
+
+    catalog: str
+    workers: int = 2
+    max_frames: int | None = None
+    queries: list[str] | None = None
+    max_static: int = 64
+    replay: bool = True
+    threads: int | None = 1
+    block: int = 25
+    meter: str = "auto"
+
+
+@dataclass
+class SweepRun:
+    """What a sweep produced: one QueryResult per query, and how long it took."""
+
+    suite_path: str
+    cases: list[CaseSpec]
+    options: SweepOptions
+    results: list[QueryResult] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+
+
+def _init_worker(threads: int | None) -> None:
+    """Pin the math libraries' thread pools before they are imported (spawned process)."""
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(threads)
+
+
+def _worker(task: QueryTask, queue: Any) -> QueryResult:
+    return run_query(task, progress=None if queue is None else queue.put)
+
+
+def _tasks(suite_path: str, cases: Sequence[CaseSpec], opts: SweepOptions) -> list[QueryTask]:
+    suite = load_suite(suite_path)
+    ids = [q.id for q in suite.queries]
+    if opts.queries:
+        unknown = [q for q in opts.queries if q not in ids]
+        if unknown:
+            raise ConfigError(f"{suite.source}: no query {unknown[0]!r}; queries: {', '.join(ids)}")
+        ids = [q for q in ids if q in opts.queries]
+    return [
+        QueryTask(
+            suite_path=str(suite_path),
+            query_id=qid,
+            cases=tuple(cases),
+            catalog=opts.catalog,
+            max_frames=opts.max_frames,
+            max_static=opts.max_static,
+            threads=opts.threads,
+            replay=opts.replay,
+            block=opts.block,
+            meter=opts.meter,
+        )
+        for qid in ids
+    ]
+
+
+def run_sweep(
+    suite_path: str,
+    cases: Sequence[CaseSpec],
+    opts: SweepOptions,
+    on_progress: Progress | None = None,
+) -> SweepRun:
+    """Run `cases` on the suite's queries; `workers <= 1` runs in this process (tests)."""
+    tasks = _tasks(suite_path, cases, opts)
+    workers = max(1, min(opts.workers, MAX_WORKERS, len(tasks), os.cpu_count() or 1))
+    run = SweepRun(suite_path=str(suite_path), cases=list(cases), options=opts, workers=workers)
+    t0 = time.perf_counter()
+    if workers <= 1:
+        run.results = [run_query(t, on_progress) for t in tasks]
+    else:
+        run.results = _parallel(tasks, workers, opts.threads, on_progress)
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def _parallel(
+    tasks: list[QueryTask], workers: int, threads: int | None, on_progress: Progress | None
+) -> list[QueryResult]:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        queue = manager.Queue() if on_progress is not None else None
+        stop = threading.Event()
+        drain = threading.Thread(target=_drain, args=(queue, on_progress, stop), daemon=True)
+        if queue is not None:
+            drain.start()
+        try:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+                futures: list[tuple[QueryTask, Future[QueryResult]]] = [
+                    (t, pool.submit(_worker, t, queue)) for t in tasks
+                ]
+                results = [_collect(t, f) for t, f in futures]
+        finally:
+            stop.set()
+            if queue is not None:
+                queue.put(None)
+                drain.join(timeout=5)
+    return results
+
+
+def _collect(task: QueryTask, future: Future[QueryResult]) -> QueryResult:
+    try:
+        return future.result()
+    except Exception as exc:  # a dead worker costs its query, not the sweep
+        log.warning("query %s: worker failed: %s", task.query_id, exc)
+        return QueryResult(task.query_id, error=f"worker failed: {type(exc).__name__}: {exc}")
+
+
+def _drain(queue: Any, on_progress: Callable[[dict[str, Any]], None] | None, stop: threading.Event) -> None:
+    while True:
+        try:
+            event = queue.get()
+        except (EOFError, OSError):
+            return
+        if event is None:
+            return
+        if on_progress is not None:
+            try:
+                on_progress(event)
+            except Exception:  # a display error must not stop the sweep
+                log.debug("progress callback failed", exc_info=True)
+
+
+def environment() -> dict[str, Any]:
+    """Where the sweep ran: CPU, cores, providers, library versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import onnxruntime as ort
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "providers": ort.get_available_providers(),
+        "versions": {
+            name: ver(name)
+            for name in ("edgefmp", "numpy", "onnxruntime", "opencv-python-headless", "torch", "pydantic", "easy-vqa")
+        },
+    }
+
+
+__all__ = ["MAX_WORKERS", "SweepOptions", "SweepRun", "environment", "run_sweep"]

@@ -1,0 +1,243 @@
+"""`edgefmp zoo build`: data -> training -> ONNX fp32 + int8 -> manifests -> catalog.
+
+Everything is seeded (scenes, batches, initial weights) and torch runs on a fixed number of
+threads, so a rebuild on the same machine reproduces the same files, and a rebuild elsewhere
+reproduces the accuracy (float summation order differs across CPUs, not the recipe).
+The build reports progress through a small `Progress` interface so the library never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgefmp.scenes import load_shape_pool
+from edgefmp.zoo.data import AttrSet, DetSet, make_sets
+from edgefmp.zoo.evaluate import (
+    EvalConfig,
+    attribute_metrics,
+    detection_metrics,
+    open_session,
+    run_batched,
+)
+from edgefmp.zoo.export import (
+    FP32_FILE,
+    INT8_FILE,
+    base_manifest,
+    export_fp32,
+    feeds_of,
+    graph_facts,
+    publish,
+    quantize,
+)
+from edgefmp.zoo.specs import DET_INPUT_HW, ZooModel
+
+log = logging.getLogger(__name__)
+
+CLEAN_SEED = 100
+CORRUPT_SEED = 101
+
+
+class Progress(Protocol):
+    """What the build reports: a stage with a known amount of work, then steps of it."""
+
+    def start(self, description: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+class _Silent:
+    def start(self, description: str, total: int) -> None:
+        log.info("%s (%d steps)", description, total)
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Sizes of the build. `quick` shrinks everything for smoke tests (models are not useful)."""
+
+    clean_scenes: int = 3000
+    corrupt_scenes: int = 3000
+    test_scenes: int = 200
+    calib_images: int = 64
+    step_scale: float = 1.0
+    threads: int = 2
+    calib_method: str = "minmax"
+    quant_format: str = "qdq"
+
+    @classmethod
+    def quick(cls, threads: int = 2) -> BuildConfig:
+        return cls(clean_scenes=120, corrupt_scenes=120, test_scenes=40, calib_images=16, step_scale=0.03, threads=threads)
+
+
+@dataclass
+class TrainingData:
+    clean_det: DetSet
+    clean_attr: AttrSet
+    mixed_det: DetSet
+    mixed_attr: AttrSet
+
+
+def _concat_det(a: DetSet, b: DetSet) -> DetSet:
+    return DetSet(np.concatenate([a.images, b.images]), a.boxes + b.boxes, a.shapes + b.shapes, a.colors + b.colors)
+
+
+def _concat_attr(a: AttrSet, b: AttrSet) -> AttrSet:
+    return AttrSet(
+        np.concatenate([a.images, b.images]),
+        np.concatenate([a.shapes, b.shapes]),
+        np.concatenate([a.colors, b.colors]),
+    )
+
+
+def make_training_data(cfg: BuildConfig, progress: Progress) -> TrainingData:
+    """Clean scenes for every model; clean + randomly corrupted ones for the robust recipe."""
+    pool = load_shape_pool("train")
+    progress.start("scenes (train split)", cfg.clean_scenes + cfg.corrupt_scenes)
+    clean_det, clean_attr = make_sets(pool, cfg.clean_scenes, CLEAN_SEED, DET_INPUT_HW, None, on_scene=progress.advance)
+    corr_det, corr_attr = make_sets(
+        pool, cfg.corrupt_scenes, CORRUPT_SEED, DET_INPUT_HW, "random", on_scene=progress.advance
+    )
+    return TrainingData(clean_det, clean_attr, _concat_det(clean_det, corr_det), _concat_attr(clean_attr, corr_attr))
+
+
+def _steps(model: ZooModel, cfg: BuildConfig) -> int:
+    return max(5, int(round(model.steps * cfg.step_scale)))
+
+
+def train_model(model: ZooModel, data: TrainingData, cfg: BuildConfig, progress: Progress) -> tuple[Any, Any, list[float]]:
+    """Train one model; returns (module to export, its training set images, losses)."""
+    import torch
+
+    from edgefmp.zoo.nets import AttrNet, DetExport, ShapeDet
+    from edgefmp.zoo.train import TrainConfig, train_attrnet, train_detector
+
+    torch.manual_seed(model.seed)
+    tc = TrainConfig(steps=_steps(model, cfg), batch=model.batch, lr=model.lr, seed=model.seed)
+    progress.start(f"train {model.name}", tc.steps)
+    on_step = lambda _step, _loss: progress.advance()  # noqa: E731
+    if model.family == "shapedet":
+        det = ShapeDet(model.widths, DET_INPUT_HW)
+        dset = data.mixed_det if model.robust else data.clean_det
+        losses = train_detector(det, dset, tc, on_step)
+        return DetExport(det).eval(), dset.images, losses
+    net = AttrNet(model.widths)
+    aset = data.mixed_attr if model.robust else data.clean_attr
+    losses = train_attrnet(net, aset, tc, on_step)
+    return net.eval(), aset.images, losses
+
+
+def _calibration_images(images: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """`n` training images spread over the set (clean and corrupted alike for robust models)."""
+    idx = np.random.default_rng(seed).choice(len(images), size=min(n, len(images)), replace=False)
+    return images[np.sort(idx)]
+
+
+def _accuracy(path: Path, family: str, manifest: Any, test_det: DetSet, test_attr: AttrSet, cfg: BuildConfig) -> dict[str, Any]:
+    session = open_session(path, cfg.threads)
+    if family == "shapedet":
+        metrics = detection_metrics(manifest, run_batched(session, test_det.images, 50), test_det)
+    else:
+        metrics = attribute_metrics(run_batched(session, test_attr.images, 50), test_attr)
+    return {
+        "condition": "clean",
+        "test_scenes": len(test_det),
+        "seed": EvalConfig().seed,
+        **{k: round(v, 4) for k, v in metrics.items()},
+    }
+
+
+def export_model(
+    model: ZooModel,
+    module: Any,
+    train_images: np.ndarray,
+    losses: Sequence[float],
+    out: Path,
+    test: tuple[DetSet, AttrSet],
+    cfg: BuildConfig,
+) -> dict[str, Any]:
+    """Export fp32 and int8 into `out/<name>/`, verified and with manifests; returns a summary."""
+    import torch
+
+    folder = out / model.name
+    fp32, int8 = folder / FP32_FILE, folder / INT8_FILE
+    export_fp32(module, model, fp32)
+    params, flops = graph_facts(fp32, model)
+    extra = {
+        "train": {
+            "recipe": "clean + corrupted scenes" if model.robust else "clean scenes",
+            "steps": len(losses),
+            "batch": model.batch,
+            "lr": model.lr,
+            "seed": model.seed,
+            "base_width": model.base,
+            "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+        },
+        "label_scheme": "detector classes are '<colour> <shape>'" if model.family == "shapedet" else "colour and shape groups",
+    }
+    manifest = base_manifest(model, extra).model_copy(update={"params": params})
+    test_det, test_attr = test
+    probe = test_det.images[:8] if model.family == "shapedet" else test_attr.images[:8]
+    parity_feeds = feeds_of(probe)
+    with torch.no_grad():
+        out_name = manifest.outputs[0].name
+        reference = [{out_name: module(torch.from_numpy(f["images"])).numpy()} for f in parity_feeds]
+    acc32 = _accuracy(fp32, model.family, manifest, test_det, test_attr, cfg)
+    m32 = publish(fp32, manifest, "fp32", flops, parity_feeds, reference, accuracy=acc32)
+    calibration = quantize(
+        fp32, int8, _calibration_images(train_images, cfg.calib_images, model.seed), cfg.calib_method, cfg.quant_format
+    )
+    acc8 = _accuracy(int8, model.family, manifest, test_det, test_attr, cfg)
+    m8 = publish(int8, manifest, "int8-static", flops, parity_feeds, reference, calibration=calibration, accuracy=acc8)
+    return {
+        "name": model.name,
+        "params": params,
+        "flops": flops,
+        "fp32": {"file": str(fp32.relative_to(out)), "bytes": fp32.stat().st_size, "accuracy": acc32, "sha256": m32.sha256},
+        "int8": {"file": str(int8.relative_to(out)), "bytes": int8.stat().st_size, "accuracy": acc8, "sha256": m8.sha256},
+    }
+
+
+def build_zoo(
+    out: Path, models: Sequence[ZooModel], cfg: BuildConfig | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Build `models` into `out`; writes `out/build.json` and returns its content."""
+    import torch
+
+    cfg = cfg or BuildConfig()
+    prog: Progress = progress or _Silent()
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    data = make_training_data(cfg, prog)
+    test = make_sets(load_shape_pool("test"), cfg.test_scenes, EvalConfig().seed, DET_INPUT_HW, None, jitter=False)
+    summaries: list[dict[str, Any]] = []
+    timings: dict[str, float] = {"data_s": round(time.perf_counter() - started, 1)}
+    for model in models:
+        t0 = time.perf_counter()
+        module, images, losses = train_model(model, data, cfg, prog)
+        t1 = time.perf_counter()
+        prog.start(f"export {model.name} (fp32, int8)", 1)
+        summaries.append(export_model(model, module, images, losses, out, test, cfg))
+        prog.advance()
+        timings[model.name] = round(time.perf_counter() - t0, 1)
+        timings[f"{model.name}.train_s"] = round(t1 - t0, 1)
+    timings["total_s"] = round(time.perf_counter() - started, 1)
+    result = {
+        "config": asdict(cfg),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "timings": timings,
+        "models": summaries,
+    }
+    (out / "build.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,84 @@
+"""Write the zoo's catalog (`models/catalog.yaml`): every function's backends, cheapest first.
+
+The OpenCV tier comes first (zero weights), then the on-device models by size, then the
+largest model, which the remote tier serves. Cost priors come from the manifests (params) and,
+once `edgefmp zoo evaluate` has run, from measured latency; a figure not measured is left out
+rather than guessed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgefmp.backends.catalog import load_catalog
+from edgefmp.backends.manifest import read_sidecar
+from edgefmp.zoo.export import FP32_FILE, INT8_FILE
+
+DETECTORS = ("shapedet-s", "shapedet-m", "shapedet-l")
+ATTRIBUTES = ("attrnet-s", "attrnet-m", "attrnet-l")
+LARGEST = {"detect": "shapedet-xl", "attributes": "attrnet-xl"}
+
+HEADER = """\
+# The demo zoo's catalog, written by `edgefmp zoo build` / `edgefmp zoo evaluate` (do not edit by
+# hand: rebuild). Backends per function, cheapest first: OpenCV (zero weights), the on-device
+# ONNX models by size (int8 static), then the largest model, which the remote tier serves.
+# Detector labels are "<colour> <shape>" (e.g. "red circle"); attrnet answers colour and shape.
+# cost.latency_ms: p50 of one ONNX Runtime call on {where}, {threads} thread(s).
+"""
+
+
+def _entry(models_dir: Path, name: str, file: str, latency: dict[str, float] | None) -> dict[str, Any]:
+    path = models_dir / name / file
+    manifest = read_sidecar(path)
+    cost: dict[str, Any] = {}
+    if latency is not None and f"{name}/{file}" in latency:
+        cost["latency_ms"] = round(latency[f"{name}/{file}"], 3)
+    if manifest is not None and manifest.params is not None:
+        cost["params"] = manifest.params
+    tag = "int8" if file == INT8_FILE else "fp32"
+    entry: dict[str, Any] = {"name": f"{name}-{tag}", "kind": "onnx", "model": f"{name}/{file}"}
+    if cost:
+        entry["cost"] = cost
+    entry["options"] = {"providers": ["CPU"], "intra_op_threads": 2}
+    return entry
+
+
+def catalog_data(
+    models_dir: Path, latency: dict[str, float] | None = None, precision: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The catalog mapping; `precision` picks fp32 or int8 per model (default int8)."""
+    precision = precision or {}
+
+    def file_of(name: str) -> str:
+        return FP32_FILE if precision.get(name) == "fp32" else INT8_FILE
+
+    classical = {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
+    detect = [classical] + [_entry(models_dir, n, file_of(n), latency) for n in DETECTORS]
+    detect.append(_entry(models_dir, LARGEST["detect"], file_of(LARGEST["detect"]), latency))
+    attrs = [_entry(models_dir, n, file_of(n), latency) for n in ATTRIBUTES]
+    attrs.append(_entry(models_dir, LARGEST["attributes"], file_of(LARGEST["attributes"]), latency))
+    functions: dict[str, Any] = {"detect": detect}
+    for fn in ("verify", "classify", "vqa"):
+        functions[fn] = [dict(classical)] + [dict(e) for e in attrs]
+    return {"version": 1, "name": "edgefmp-zoo", "functions": functions}
+
+
+def write_catalog(
+    models_dir: Path,
+    latency: dict[str, float] | None = None,
+    precision: dict[str, str] | None = None,
+    where: str = "this CPU",
+    threads: int = 2,
+) -> Path:
+    """Write `models_dir/catalog.yaml` and check that it loads."""
+    data = catalog_data(models_dir, latency, precision)
+    text = HEADER.format(where=where, threads=threads) + yaml.safe_dump(data, sort_keys=False, width=120)
+    path = models_dir / "catalog.yaml"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    load_catalog(path)
+    return path

@@ -1,0 +1,100 @@
+"""`edgefmp zoo build` and `edgefmp zoo evaluate`: the demo zoo's commands (rich progress).
+
+Imports stay light here (no torch) so `edgefmp --help` is fast; the work happens in
+edgefmp.zoo.build / edgefmp.zoo.report, imported when a command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edgefmp.errors import EdgeFMPError
+
+console = Console(stderr=True)
+
+
+class RichProgress:
+    """The build's `Progress` as rich bars: one bar per stage, finished bars stay visible."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        self._task = self._progress.add_task(description, total=max(total, 1))
+
+    def advance(self, n: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `zoo` sub-app to the edgefmp CLI."""
+    zoo = typer.Typer(help="The bundled demo zoo: build (train + export) and evaluate it.", no_args_is_help=True)
+
+    @zoo.command("build")
+    def build(
+        out: Annotated[Path, typer.Option("--out", help="folder of the zoo")] = Path("models"),
+        quick: Annotated[bool, typer.Option("--quick", help="tiny data and steps: a smoke test, not useful models")] = False,
+        models: Annotated[str | None, typer.Option("--models", help="comma-separated names (default: all)")] = None,
+        threads: Annotated[int, typer.Option("--threads", min=1, help="torch and ONNX Runtime threads")] = 2,
+    ) -> None:
+        """Train the zoo (seeded) and export every model as ONNX fp32 and int8 with manifests."""
+        from edgefmp.zoo.build import BuildConfig, build_zoo
+        from edgefmp.zoo.catalog import write_catalog
+        from edgefmp.zoo.specs import select
+
+        try:
+            chosen = select(models)
+            cfg = BuildConfig.quick(threads) if quick else BuildConfig(threads=threads)
+            with _bars() as bars:
+                result = build_zoo(out, chosen, cfg, RichProgress(bars))
+            if models is None:
+                write_catalog(out)
+        except EdgeFMPError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        t = result["timings"]
+        console.print(f"built {len(result['models'])} models into {out} in {t['total_s']:.0f} s")
+        for m in result["models"]:
+            console.print(
+                f"  {m['name']:<12} fp32 {m['fp32']['accuracy']} | int8 {m['int8']['accuracy']}", highlight=False
+            )
+
+    @zoo.command("evaluate")
+    def evaluate(
+        models_dir: Annotated[Path, typer.Option("--models-dir", help="folder of the zoo")] = Path("models"),
+        scenes: Annotated[int, typer.Option("--scenes", min=10, help="test scenes per condition")] = 200,
+        threads: Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime threads for accuracy runs")] = 2,
+        runs: Annotated[int, typer.Option("--runs", min=10, help="timed runs per latency measurement")] = 200,
+        readme: Annotated[bool, typer.Option("--readme/--no-readme", help="rewrite README.md and catalog.yaml")] = True,
+    ) -> None:
+        """Accuracy (clean and per corruption severity), latency and size of every model and precision."""
+        from edgefmp.zoo.report import run_evaluation
+
+        try:
+            with _bars() as bars:
+                written = run_evaluation(models_dir, scenes, threads, runs, readme, RichProgress(bars))
+        except EdgeFMPError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        for path in written:
+            console.print(f"wrote {path}")
+
+    app.add_typer(zoo, name="zoo")
