@@ -70,7 +70,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--catalog", type=Path, action="append", help="repeat for several; default: the default catalog")
+    parser.add_argument(
+        "--catalog", type=Path, action="append", help="repeat for several; default: the default catalog"
+    )
     parser.add_argument("--policy", action="append", help="repeat for several; default: static:0 and static:-1")
     parser.add_argument("--out", type=Path, help="write a markdown table here")
     args = parser.parse_args()
@@ -85,14 +87,29 @@ def main() -> int:
             for policy in policies:
                 rows.append((catalog, policy, measure(catalog, policy, video, args.frames, args.warmup)))
     table = Table(title="runtime overhead = (frame wall - backend time) / backend time; goal <= 5%")
-    cols = ("catalog", "policy", "frames", "calls/frame", "wall ms/frame", "backend ms/frame", "overhead ms/frame", "overhead")
+    cols = (
+        "catalog",
+        "policy",
+        "frames",
+        "calls/frame",
+        "wall ms/frame",
+        "backend ms/frame",
+        "overhead ms/frame",
+        "overhead",
+    )
     for col in cols:
         table.add_column(col)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for catalog, policy, m in rows:
         cells = [
-            str(catalog), policy, f"{m['frames']:.0f}", f"{m['calls_per_frame']:.2f}", f"{m['wall_ms_per_frame']:.3f}",
-            f"{m['backend_ms_per_frame']:.3f}", f"{m['overhead_ms_per_frame']:.3f}", f"{100 * m['overhead_ratio']:.2f}%",
+            str(catalog),
+            policy,
+            f"{m['frames']:.0f}",
+            f"{m['calls_per_frame']:.2f}",
+            f"{m['wall_ms_per_frame']:.3f}",
+            f"{m['backend_ms_per_frame']:.3f}",
+            f"{m['overhead_ms_per_frame']:.3f}",
+            f"{100 * m['overhead_ratio']:.2f}%",
         ]
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")

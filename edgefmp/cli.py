@@ -31,8 +31,13 @@ console = Console(stderr=True)
 out = Console()
 
 # Command modules of other parts register themselves here when they are installed.
-COMMAND_MODULES = ("edgefmp.export.commands", "edgefmp.zoo.commands", "edgefmp.policies.commands",
-                   "edgefmp.serve.commands", "edgefmp.bench.commands")
+COMMAND_MODULES = (
+    "edgefmp.export.commands",
+    "edgefmp.zoo.commands",
+    "edgefmp.policies.commands",
+    "edgefmp.serve.commands",
+    "edgefmp.bench.commands",
+)
 
 
 @contextmanager

@@ -129,7 +129,9 @@ def check_extras() -> list[Check]:
     out = []
     for name, module, use, fix in extras:
         ok = _has_module(module)
-        out.append(Check("extras", name, ok, f"{_version(name)} ({use})" if ok else f"missing ({use})", "" if ok else fix))
+        out.append(
+            Check("extras", name, ok, f"{_version(name)} ({use})" if ok else f"missing ({use})", "" if ok else fix)
+        )
     return out
 
 

@@ -11,7 +11,7 @@ knows them, and returning them with the result keeps concurrent calls race-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,8 +25,7 @@ def check_image(image: np.ndarray, where: str) -> None:
         raise ValueError(f"{where}: expected a numpy image, got {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
-            f"{where}: expected an RGB uint8 image of shape (H, W, 3), "
-            f"got dtype {image.dtype} shape {image.shape}"
+            f"{where}: expected an RGB uint8 image of shape (H, W, 3), got dtype {image.dtype} shape {image.shape}"
         )
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"{where}: empty image of shape {image.shape}")
@@ -114,7 +113,7 @@ class LLMRequest:
     function: str = field(default="llm", init=False)
 
 
-Request = Union[DetectRequest, VerifyRequest, VQARequest, ClassifyRequest, OCRRequest, LLMRequest]
+Request = DetectRequest | VerifyRequest | VQARequest | ClassifyRequest | OCRRequest | LLMRequest
 
 # ------------------------------------------------------------------------------------ results
 
@@ -171,7 +170,7 @@ class Detections(Result):
     def summary(self) -> Any:
         return [
             {"label": lab, "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
-            for b, s, lab in zip(self.boxes, self.scores, self.labels)
+            for b, s, lab in zip(self.boxes, self.scores, self.labels, strict=True)
         ][:8]
 
 

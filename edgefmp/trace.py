@@ -94,9 +94,7 @@ class CallRecord:
             "decision_us": round(self.decision_us, 2),
         }
         if self.attempts:
-            d["attempts"] = [
-                {"backend": a.backend, "error": a.error, "cost": a.cost.to_json()} for a in self.attempts
-            ]
+            d["attempts"] = [{"backend": a.backend, "error": a.error, "cost": a.cost.to_json()} for a in self.attempts]
         if self.features is not None:
             d["features"] = [round(float(x), 5) for x in self.features]
         return d
@@ -117,8 +115,7 @@ class CallRecord:
             propensity=data.get("propensity"),
             decision_us=data.get("decision_us", 0.0),
             attempts=[
-                Attempt(a["backend"], a["error"], Cost.from_json(a.get("cost", {})))
-                for a in data.get("attempts", [])
+                Attempt(a["backend"], a["error"], Cost.from_json(a.get("cost", {}))) for a in data.get("attempts", [])
             ],
             features=data.get("features"),
         )

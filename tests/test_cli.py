@@ -63,12 +63,28 @@ def test_run_then_replay_another_policy(tmp_path: Path) -> None:
 
     truth = write_scene_video(tmp_path / "clip.mp4", n_frames=10, seed=5)
     labels = tmp_path / "labels.jsonl"
-    labels.write_text("".join(
-        json.dumps({"frame_id": f"clip:{i}", "label": demo_truth(t.objects)}) + "\n" for i, t in enumerate(truth)
-    ))
+    labels.write_text(
+        "".join(
+            json.dumps({"frame_id": f"clip:{i}", "label": demo_truth(t.objects)}) + "\n" for i, t in enumerate(truth)
+        )
+    )
     traces = tmp_path / "traces.jsonl"
-    result = runner.invoke(app, ["run", str(DEMO_PROGRAM), "--source", str(tmp_path / "clip.mp4"),
-                                 "--out", str(traces), "--policy", "random", "--labels", str(labels), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(DEMO_PROGRAM),
+            "--source",
+            str(tmp_path / "clip.mp4"),
+            "--out",
+            str(traces),
+            "--policy",
+            "random",
+            "--labels",
+            str(labels),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     logged = [json.loads(x) for x in traces.read_text().splitlines() if '"frame_id"' in x]
     assert all(c["propensity"] is not None for t in logged for c in t["calls"])

@@ -123,9 +123,7 @@ def parse_catalog(data: Any, source: str, base_dir: Path) -> CatalogSpec:
                 cls.Options.model_validate(b.options)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                raise ConfigError(
-                    f"{where}.options.{_field_path(tuple(first['loc']))}: {first['msg']}"
-                ) from exc
+                raise ConfigError(f"{where}.options.{_field_path(tuple(first['loc']))}: {first['msg']}") from exc
     return spec
 
 

@@ -118,7 +118,9 @@ class Manifest(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
         if self.version != MANIFEST_VERSION:
-            raise ValueError(f"manifest version {self.version} is not supported (this edgefmp reads {MANIFEST_VERSION})")
+            raise ValueError(
+                f"manifest version {self.version} is not supported (this edgefmp reads {MANIFEST_VERSION})"
+            )
         if self.postprocess.kind in ("yolo", "detr", "classify", "attributes") and not self.labels:
             raise ValueError(f"postprocess kind {self.postprocess.kind!r} needs `labels`")
         for group, members in self.postprocess.groups.items():

@@ -85,7 +85,9 @@ def read_layout(manifest: Manifest, source: str) -> VLMLayout:
     """The manifest's `extra.vlm`; ConfigError naming the file and the field when it is wrong."""
     data = manifest.extra.get("vlm")
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: manifest has no `extra.vlm`; re-export it with `edgefmp export --task image-text-to-text`")
+        raise ConfigError(
+            f"{source}: manifest has no `extra.vlm`; re-export it with `edgefmp export --task image-text-to-text`"
+        )
     try:
         return VLMLayout.model_validate(data)
     except ValidationError as exc:
@@ -164,7 +166,9 @@ class VLMRunner:
         return np.asarray(session.run(None, {name: pixel_values.astype(_float_type(session, name))})[0], np.float32)
 
     def embed(self, input_ids: np.ndarray) -> np.ndarray:
-        return np.asarray(self.sessions["embed_tokens"].run(None, {"input_ids": input_ids.astype(np.int64)})[0], np.float32)
+        return np.asarray(
+            self.sessions["embed_tokens"].run(None, {"input_ids": input_ids.astype(np.int64)})[0], np.float32
+        )
 
     def merge(self, input_ids: np.ndarray, embeds: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Image features in place of the image tokens, in order (what transformers'
@@ -181,7 +185,11 @@ class VLMRunner:
         return merged
 
     def generate(
-        self, input_ids: np.ndarray, pixel_values: np.ndarray, max_new_tokens: int, eos_token_ids: Sequence[int] | None = None
+        self,
+        input_ids: np.ndarray,
+        pixel_values: np.ndarray,
+        max_new_tokens: int,
+        eos_token_ids: Sequence[int] | None = None,
     ) -> Generation:
         """Greedy decoding of one prompt (batch 1) with the key/value cache carried between steps."""
         if input_ids.ndim != 2 or input_ids.shape[0] != 1:
@@ -202,7 +210,7 @@ class VLMRunner:
                 "attention_mask": np.ones((1, past[0].shape[2] + embeds.shape[1]), np.int64),
                 "position_ids": positions,
             }
-            feed.update(zip(self._past_names, past))
+            feed.update(zip(self._past_names, past, strict=True))
             try:
                 outputs = self.sessions["decoder"].run(self._decoder_outputs, feed)
             except Exception as exc:
@@ -233,7 +241,9 @@ class Tokenizer:
             try:
                 from tokenizers import Tokenizer as FastTokenizer
             except ImportError as exc:
-                raise ConfigError(f"{folder}: reading tokenizer.json needs `tokenizers`: pip install tokenizers") from exc
+                raise ConfigError(
+                    f"{folder}: reading tokenizer.json needs `tokenizers`: pip install tokenizers"
+                ) from exc
             self._fast = FastTokenizer.from_file(str(file))
             return
         if not (folder / "tokenizer_config.json").is_file():
@@ -242,9 +252,10 @@ class Tokenizer:
                 "model's tokenizer beside the ONNX parts: re-export, or save it there with save_pretrained()"
             )
         try:
-            from transformers import AutoTokenizer
+            import transformers
 
-            self._auto = AutoTokenizer.from_pretrained(str(folder))
+            auto: Any = transformers.AutoTokenizer
+            self._auto = auto.from_pretrained(str(folder))
         except Exception as exc:
             raise ConfigError(f"{folder}: transformers cannot load the tokenizer: {exc}") from exc
 
@@ -353,7 +364,9 @@ class VLMBackend(Backend):
         if self._runner is None:
             raise BackendUnavailable(f"backend {self.name!r} is closed")
         opts: VLMOptions = self.options  # type: ignore[assignment]
-        result = self._runner.generate(self.prompt_ids(request.question), self.pixels(request.image), opts.max_new_tokens)
+        result = self._runner.generate(
+            self.prompt_ids(request.question), self.pixels(request.image), opts.max_new_tokens
+        )
         eos = set(self.layout.eos_token_ids)
         text = self.tokenizer.decode([t for t in result.tokens if t not in eos]).strip()
         return Answer(text=text, confidence=min(1.0, max(0.0, result.confidence)))

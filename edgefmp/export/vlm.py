@@ -13,11 +13,12 @@ three parts an ONNX Runtime generate loop needs (edgefmp.backends.vlm runs them)
 Why wrappers instead of tracing the transformers forward as is: the vision embeddings compute
 position ids per image with `bucketize` in a Python loop over a patch mask (no ONNX symbolic,
 and the loop would be unrolled for the traced batch); for a full, fixed-size image those ids
-are a constant, which the wrapper records from the module once and stores as a buffer. Image splitting (tiles plus a global image) is a
-data-dependent number of images and prompt tokens, so this path turns it off: one image,
-stretched to the encoder's square size, `image_seq_len` tokens (docs/EXPORT.md). The decoder's
-4-D causal mask is built in the wrapper from the 2-D attention mask, so transformers' mask
-helpers (which branch on tracing and torch versions) stay out of the graph.
+are a constant, which the wrapper records from the module once and keeps as a buffer. Image
+splitting (tiles plus a global image) is a data-dependent number of images and prompt
+tokens, so this path turns it off: one image, stretched to the encoder's square size,
+`image_seq_len` tokens (docs/EXPORT.md). The decoder's 4-D causal mask is built in the
+wrapper from the 2-D attention mask, so transformers' mask helpers (which branch on tracing
+and torch versions) stay out of the graph.
 
 Every part is checked against the same torch modules (values), and each variant end to end:
 first-step logits and greedy tokens of the ONNX Runtime loop against transformers' generate.
@@ -132,7 +133,8 @@ def _load_model(source: Source) -> Any:
         )
     except Exception as exc:
         raise ExportError(f"{source.uri}: transformers cannot load it as AutoModelForImageTextToText: {exc}") from exc
-    return model.float().eval()
+    loaded: Any = model
+    return loaded.float().eval()
 
 
 def _save_assets(source: Source, model: Any, out: Path) -> Any:
@@ -148,9 +150,10 @@ def _save_assets(source: Source, model: Any, out: Path) -> Any:
         if model.generation_config is not None:
             model.generation_config.save_pretrained(out)
     try:
-        from transformers import AutoProcessor
+        import transformers
 
-        processor = AutoProcessor.from_pretrained(str(where) if where.is_dir() else source.spec)
+        auto: Any = transformers.AutoProcessor
+        processor = auto.from_pretrained(str(where) if where.is_dir() else source.spec)
     except Exception as exc:
         log.warning("%s: no processor (%s); the prompt uses SmolVLM's default template", source.uri, exc)
         return None
@@ -268,7 +271,8 @@ def torch_parts(model: Any) -> dict[str, Any]:
             x = emb.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
             x = x + emb.position_embedding(self.position_ids)
             x = self.vision.encoder(inputs_embeds=x, attention_mask=None).last_hidden_state
-            return self.connector(self.vision.post_layernorm(x))
+            features: torch.Tensor = self.connector(self.vision.post_layernorm(x))
+            return features
 
     class EmbedTokens(torch.nn.Module):
         def __init__(self) -> None:
@@ -276,7 +280,8 @@ def torch_parts(model: Any) -> dict[str, Any]:
             self.embed = inner.text_model.get_input_embeddings()
 
         def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-            return self.embed(input_ids)
+            embeds: torch.Tensor = self.embed(input_ids)
+            return embeds
 
     class Decoder(torch.nn.Module):
         """One decoder step over any number of new positions, with the cache in and out."""
@@ -287,7 +292,11 @@ def torch_parts(model: Any) -> dict[str, Any]:
             self.lm_head = model.lm_head
 
         def forward(
-            self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor
+            self,
+            inputs_embeds: torch.Tensor,
+            attention_mask: torch.Tensor,
+            position_ids: torch.Tensor,
+            *past: torch.Tensor,
         ) -> tuple[torch.Tensor, ...]:
             cache = DynamicCache([(past[i], past[i + 1]) for i in range(0, len(past), 2)])
             total, new = attention_mask.shape[1], inputs_embeds.shape[1]
@@ -323,7 +332,10 @@ def full_image_position_ids(embeddings: Any) -> Any:
     n = side // embeddings.patch_size
     try:
         with torch.no_grad():
-            embeddings(torch.zeros(1, embeddings.patch_embedding.in_channels, side, side), torch.ones(1, n, n, dtype=torch.bool))
+            embeddings(
+                torch.zeros(1, embeddings.patch_embedding.in_channels, side, side),
+                torch.ones(1, n, n, dtype=torch.bool),
+            )
     finally:
         hook.remove()
     if not seen:
@@ -350,14 +362,23 @@ def _export_parts(
     past_in, past_out = _past_names(layout, "past_key_values"), _past_names(layout, "present")
     with torch.no_grad():
         torch_export(
-            modules["vision_encoder"], (torch.randn(batch, 3, s, s),), out / PART_FILES["vision_encoder"],
-            ["pixel_values"], ["image_features"], {"pixel_values": b, "image_features": b}, opset,
-        )  # fmt: skip
+            modules["vision_encoder"],
+            (torch.randn(batch, 3, s, s),),
+            out / PART_FILES["vision_encoder"],
+            ["pixel_values"],
+            ["image_features"],
+            {"pixel_values": b, "image_features": b},
+            opset,
+        )
         torch_export(
-            modules["embed_tokens"], (torch.zeros(batch, 2, dtype=torch.long),), out / PART_FILES["embed_tokens"],
-            ["input_ids"], ["inputs_embeds"],
-            {"input_ids": {**b, 1: "sequence_length"}, "inputs_embeds": {**b, 1: "sequence_length"}}, opset,
-        )  # fmt: skip
+            modules["embed_tokens"],
+            (torch.zeros(batch, 2, dtype=torch.long),),
+            out / PART_FILES["embed_tokens"],
+            ["input_ids"],
+            ["inputs_embeds"],
+            {"input_ids": {**b, 1: "sequence_length"}, "inputs_embeds": {**b, 1: "sequence_length"}},
+            opset,
+        )
         args = (
             torch.randn(batch, 2, h),
             torch.ones(batch, 5, dtype=torch.long),
@@ -373,9 +394,14 @@ def _export_parts(
         axes.update({n: {**b, 2: "past_sequence_length"} for n in past_in})
         axes.update({n: {**b, 2: "past_sequence_length + sequence_length"} for n in past_out})
         torch_export(
-            modules["decoder"], args, out / PART_FILES["decoder"],
-            ["inputs_embeds", "attention_mask", "position_ids", *past_in], ["logits", *past_out], axes, opset,
-        )  # fmt: skip
+            modules["decoder"],
+            args,
+            out / PART_FILES["decoder"],
+            ["inputs_embeds", "attention_mask", "position_ids", *past_in],
+            ["logits", *past_out],
+            axes,
+            opset,
+        )
 
 
 def _sample_feeds(layout: VLMLayout, batch: int, samples: int, rng: np.random.Generator) -> dict[str, list[Feed]]:

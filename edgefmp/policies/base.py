@@ -89,11 +89,14 @@ class Policy(ABC):
         """Restore what `state_dict` returned."""
 
 
+def preference_order(preferred: int, n: int) -> list[int]:
+    """`preferred`, then the more capable backends in order, then the cheaper ones from the most
+    capable down: where to go when a backend is unavailable or fails (a failing remote model
+    lands on the best local one)."""
+    return [preferred, *range(preferred + 1, n), *range(preferred - 1, -1, -1)]
+
+
 def first_available(available: list[bool], preferred: int) -> int:
-    """`preferred` if available, else the nearest more capable one, else the nearest cheaper."""
-    n = len(available)
-    preferred = min(max(preferred, 0), n - 1)
-    for i in [preferred, *range(preferred + 1, n), *range(preferred - 1, -1, -1)]:
-        if available[i]:
-            return i
-    return preferred
+    """The first available backend in `preference_order`, or `preferred` if none is."""
+    preferred = min(max(preferred, 0), len(available) - 1)
+    return next((i for i in preference_order(preferred, len(available)) if available[i]), preferred)

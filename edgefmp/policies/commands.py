@@ -36,24 +36,44 @@ def replay(
         rewards = None
         if labels is not None:
             answers = {t.frame_id: t.answer for t in logged}
-            rewards = {r.frame_id: reward_for(answers[r.frame_id], r.label) for r in read_labels(labels)
-                       if r.frame_id in answers}
+            rewards = {
+                r.frame_id: reward_for(answers[r.frame_id], r.label)
+                for r in read_labels(labels)
+                if r.frame_id in answers
+            }
         results = [estimate(logged, build_policy(name), rewards=rewards) for name in policy]
     if as_json:
         Console().print_json(json.dumps([r.to_json() for r in results]))
         return
     table = Table(title=f"off-policy estimates from {traces} ({len(logged)} frames)")
-    for col in ("policy", "labelled", "reward IPS", "reward SNIPS", "reward DR", "latency ms/frame (DR)",
-                "energy J/frame (DR)", "ESS", "support"):
+    for col in (
+        "policy",
+        "labelled",
+        "reward IPS",
+        "reward SNIPS",
+        "reward DR",
+        "latency ms/frame (DR)",
+        "energy J/frame (DR)",
+        "ESS",
+        "support",
+    ):
         table.add_column(col)
 
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     for r in results:
-        table.add_row(r.policy, str(r.labelled), fmt(r.accuracy_ips), fmt(r.accuracy_snips), fmt(r.accuracy_dr),
-                      fmt(r.cost_dr.get("latency_ms")), fmt(r.cost_dr.get("energy_j")), f"{r.ess:.1f}",
-                      f"{r.support:.0%}")
+        table.add_row(
+            r.policy,
+            str(r.labelled),
+            fmt(r.accuracy_ips),
+            fmt(r.accuracy_snips),
+            fmt(r.accuracy_dr),
+            fmt(r.cost_dr.get("latency_ms")),
+            fmt(r.cost_dr.get("energy_j")),
+            f"{r.ess:.1f}",
+            f"{r.support:.0%}",
+        )
     Console().print(table)
     notes = {n for r in results for n in r.notes}
     for note in sorted(notes):

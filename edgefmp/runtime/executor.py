@@ -20,19 +20,17 @@ from edgefmp.backends.catalog import Catalog
 from edgefmp.cost.meters import EnergyMeter, EstimatedMeter, busy_power_w
 from edgefmp.errors import BackendUnavailable, ConfigError, ProgramError
 from edgefmp.frame import Frame
-from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy, SiteInfo
+from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy, SiteInfo, preference_order
 from edgefmp.program.api import WorkBudget
 from edgefmp.results import Detections, DetectRequest, Request, Result, request_summary
 from edgefmp.trace import Attempt, CallRecord, Cost, Trace
 
 log = logging.getLogger(__name__)
 
+
 def fallback_order(chosen: int, available: list[bool]) -> list[int]:
-    """Backends to try: the chosen one, then more capable ones in order, then cheaper ones from
-    the most capable down (so a failing remote model falls back to the best local one)."""
-    n = len(available)
-    rest = [*range(chosen + 1, n), *range(chosen - 1, -1, -1)]
-    return [chosen, *(i for i in rest if available[i])]
+    """Backends to try: the chosen one, then the available ones in `preference_order`."""
+    return [chosen, *(i for i in preference_order(chosen, len(available))[1:] if available[i])]
 
 
 def _to_json(value: Any, depth: int = 0) -> Any:
@@ -48,8 +46,9 @@ def _to_json(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         return {str(k): _to_json(v, depth + 1) for k, v in list(value.items())[:100]}
     box = [getattr(value, k, None) for k in ("left", "upper", "right", "lower")]
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in box):
-        return {"box": [float(v) for v in box], "label": getattr(value, "label", None)}
+    numbers = [float(v) for v in box if isinstance(v, (int, float, np.integer, np.floating))]
+    if len(numbers) == 4:
+        return {"box": numbers, "label": getattr(value, "label", None)}
     return repr(value)[:200]
 
 
@@ -247,7 +246,10 @@ class Executor:
             if attempts:
                 log.info(
                     "site %s: %s failed (%s); fell back to %s",
-                    site.site_id, attempts[0].backend, attempts[0].error, backend.name,
+                    site.site_id,
+                    attempts[0].backend,
+                    attempts[0].error,
+                    backend.name,
                 )
             return record, result
         record.attempts = attempts

@@ -47,10 +47,15 @@ class Learning:
         if self.delayed is not None:
             for frame_id, label in self.delayed.after_frame(trace.frame_id):
                 self.feedback.on_label(frame_id, label)
-        if self.audit is not None and self.reference is not None and frame.image is not None:
-            if self.audit.should_audit(trace.frame_id):
-                ref = self.reference.run_frame(frame)
-                label = self.audit.record(ref)
-                trace.meta["audit"] = {"answer": label, "cost": ref.cost.to_json(), "error": ref.error}
-                if ref.error is None:
-                    self.feedback.on_label(trace.frame_id, label)
+        audit, reference = self.audit, self.reference
+        if (
+            audit is not None
+            and reference is not None
+            and frame.image is not None
+            and audit.should_audit(trace.frame_id)
+        ):
+            ref = reference.run_frame(frame)
+            label = audit.record(ref)
+            trace.meta["audit"] = {"answer": label, "cost": ref.cost.to_json(), "error": ref.error}
+            if ref.error is None:
+                self.feedback.on_label(trace.frame_id, label)

@@ -14,8 +14,8 @@ from rich.console import Console
 from edgefmp.backends.catalog import Catalog, default_catalog_path, load_catalog
 from edgefmp.cost.meters import select_meter
 from edgefmp.policies import Policy, create
-from edgefmp.program import load_program
 from edgefmp.policies.feedback import AuditSampler
+from edgefmp.program import load_program
 from edgefmp.runtime.executor import Executor
 from edgefmp.runtime.learning import Learning
 from edgefmp.runtime.loop import LoopHooks, run_stream
@@ -99,8 +99,15 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
                 if options.inflight > 1:
                     from edgefmp.runtime.overlap import run_stream_overlapped
 
-                    run_stream_overlapped(source, executor, sinks, hooks, max_frames=options.max_frames,
-                                          inflight=options.inflight, order=options.order)
+                    run_stream_overlapped(
+                        source,
+                        executor,
+                        sinks,
+                        hooks,
+                        max_frames=options.max_frames,
+                        inflight=options.inflight,
+                        order=options.order,
+                    )
                 else:
                     run_stream(source, executor, sinks, hooks, max_frames=options.max_frames)
         finally:
@@ -133,7 +140,10 @@ def _learning(options: RunOptions, executor: Executor) -> Learning:
     if options.audit > 0:
         audit = AuditSampler(options.audit)
         reference = Executor(
-            executor.program, executor.catalog, create("static:-1"),
-            meter=executor.meter, local_only_sites=executor.local_only_sites,
+            executor.program,
+            executor.catalog,
+            create("static:-1"),
+            meter=executor.meter,
+            local_only_sites=executor.local_only_sites,
         )
     return Learning(executor.policy, labels=options.labels, audit=audit, reference=reference)

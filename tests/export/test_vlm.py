@@ -63,7 +63,12 @@ def tiny_idefics3(folder: Path) -> Path:
     torch.manual_seed(0)
     config = Idefics3Config(
         vision_config=dict(
-            hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
         ),
         text_config=dict(
             model_type="llama",
@@ -86,7 +91,9 @@ def tiny_idefics3(folder: Path) -> Path:
     images = Idefics3ImageProcessor(
         do_image_splitting=False, size={"longest_edge": 32}, max_image_size={"longest_edge": 32}
     )
-    processor = Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATE)
+    processor = Idefics3Processor(
+        image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATE
+    )
     processor.save_pretrained(folder)
     return folder
 
@@ -159,8 +166,8 @@ def test_onnx_generate_loop_matches_torch_greedy(tiny: Path, exported: Path) -> 
     (eos left out on both sides so every step is compared)."""
     import torch
 
-    from edgefmp.backends.vlm import VLMRunner, read_layout
     from edgefmp.backends.manifest import Manifest
+    from edgefmp.backends.vlm import VLMRunner, read_layout
 
     folder = exported / "fp32"
     layout = read_layout(Manifest.model_validate(_manifest(folder)), str(folder))

@@ -20,9 +20,25 @@ def _frames_learned(path: Path) -> int:
 
 
 def _run(tmp: Path, video: str, *extra: str) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "edgefmp.cli", "run", str(DEMO_PROGRAM), "--source", str(tmp / video),
-            "--policy", "adaptive", "--state", str(tmp / "state.json"), "--labels", str(tmp / "labels.jsonl"),
-            "--save-every", "5", "--quiet", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "edgefmp.cli",
+        "run",
+        str(DEMO_PROGRAM),
+        "--source",
+        str(tmp / video),
+        "--policy",
+        "adaptive",
+        "--state",
+        str(tmp / "state.json"),
+        "--labels",
+        str(tmp / "labels.jsonl"),
+        "--save-every",
+        "5",
+        "--quiet",
+        *extra,
+    ]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -43,8 +43,16 @@ def _video(path: Path, n: int) -> Path:
 
 
 def _catalog(path: Path, url: str, **remote: object) -> Path:
-    options = {"protocol": "openai", "url": url, "model": "fake-large", "timeout_s": 0.5, "retries": 0,
-               "failure_threshold": 100, "cooldown_s": 0.0, **remote}
+    options = {
+        "protocol": "openai",
+        "url": url,
+        "model": "fake-large",
+        "timeout_s": 0.5,
+        "retries": 0,
+        "failure_threshold": 100,
+        "cooldown_s": 0.0,
+        **remote,
+    }
     text = f"""
 version: 1
 name: faults
@@ -63,8 +71,9 @@ def _run(tmp_path: Path, source: str, catalog: Path | None, **kw: object) -> lis
     program = tmp_path / "prog.py"
     program.write_text(PROGRAM)
     out = tmp_path / "traces.jsonl"
-    run_program(RunOptions(program=program, source=source, out=out, catalog=catalog, policy="static:-1",
-                           progress=False, **kw))  # type: ignore[arg-type]
+    run_program(
+        RunOptions(program=program, source=source, out=out, catalog=catalog, policy="static:-1", progress=False, **kw)
+    )  # type: ignore[arg-type]
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -96,7 +105,9 @@ def test_remote_server_killed_mid_stream_opens_circuit_and_stream_goes_on(tmp_pa
     video = _video(tmp_path / "clip.mp4", n)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.fake_model_server", "--protocol", "openai", "--answer", "yes"],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         assert proc.stdout is not None
@@ -132,8 +143,7 @@ def test_remote_server_killed_mid_stream_opens_circuit_and_stream_goes_on(tmp_pa
 
 def test_mjpeg_stream_drop_reconnects_and_run_goes_on(tmp_path: Path) -> None:
     with MjpegServer(frame_factory=_scene, fps=30, drop_after=5, drops=1, lifetime_s=30) as server:
-        lines = _run(tmp_path, server.url, None, max_frames=10,
-                     source_options={"backoff_s": 0.05, "max_reconnects": 5})
+        lines = _run(tmp_path, server.url, None, max_frames=10, source_options={"backoff_s": 0.05, "max_reconnects": 5})
     frames = _frames(lines)
     events = [x["event"] for x in lines if "event" in x]
     assert len(frames) == 10
@@ -159,8 +169,10 @@ def test_corrupt_file_in_folder_is_recorded_and_run_goes_on(tmp_path: Path) -> N
         ("version: 1\nfunctions:\n  detect:\n    - {name: a, kind: onx}\n", "functions.detect[0].kind"),
         ("version: 1\nfunctions:\n  detect:\n    - {kind: classical}\n", "functions.detect[0].name"),
         ("version: 1\nfunctions:\n  dettect:\n    - {name: a, kind: classical}\n", "unknown function 'dettect'"),
-        ("version: 1\nfunctions:\n  detect:\n    - {name: a, kind: classical, options: {detectr: x}}\n",
-         "functions.detect[0].options.detectr"),
+        (
+            "version: 1\nfunctions:\n  detect:\n    - {name: a, kind: classical, options: {detectr: x}}\n",
+            "functions.detect[0].options.detectr",
+        ),
         ("version: 2\nfunctions: {}\n", "version"),
         ("functions: [oops\n", "not valid YAML"),
     ],
@@ -171,8 +183,20 @@ def test_bad_catalog_names_file_and_field(tmp_path: Path, catalog_text: str, exp
     program = tmp_path / "prog.py"
     program.write_text(PROGRAM)
     done = subprocess.run(
-        [sys.executable, "-m", "edgefmp.cli", "run", str(program), "--source", str(tmp_path), "--catalog", str(catalog)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "edgefmp.cli",
+            "run",
+            str(program),
+            "--source",
+            str(tmp_path),
+            "--catalog",
+            str(catalog),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     message = " ".join(done.stderr.split())
