@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from edgefmp.scenes import CORRUPTIONS, load_shape_pool
+from edgefmp.zoo.env import environment
 from edgefmp.zoo.evaluate import EvalConfig, evaluate_accuracy, measure_latencies, model_files
-from edgefmp.zoo.report import environment, metric_of
+from edgefmp.zoo.report import metric_of
 from edgefmp.zoo.specs import ZOO
 
 SEVERITY = 3
@@ -82,8 +83,10 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         lines.append(
             f"| {r['model']} | {r['metric']} | {r['fp32_1t']:.3f} | {r['int8_1t']:.3f} | {r['speedup_1t']:.2f}x "
             f"| {r['fp32_2t']:.3f} | {r['int8_2t']:.3f} | {r['speedup_2t']:.2f}x "
-            f"| {100 * r['fp32_clean']:.1f} | {100 * r['int8_clean']:.1f} | {100 * (r['int8_clean'] - r['fp32_clean']):+.1f} "
-            f"| {100 * r['fp32_corr']:.1f} | {100 * r['int8_corr']:.1f} | {100 * (r['int8_corr'] - r['fp32_corr']):+.1f} "
+            f"| {100 * r['fp32_clean']:.1f} | {100 * r['int8_clean']:.1f} "
+            f"| {100 * (r['int8_clean'] - r['fp32_clean']):+.1f} "
+            f"| {100 * r['fp32_corr']:.1f} | {100 * r['int8_corr']:.1f} "
+            f"| {100 * (r['int8_corr'] - r['fp32_corr']):+.1f} "
             f"| {r['bytes_fp32'] / 1024:.0f} KiB | {r['bytes_int8'] / 1024:.0f} KiB |"
         )
     return "\n".join(lines) + "\n"

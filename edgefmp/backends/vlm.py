@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgefmp.backends import processing
 from edgefmp.backends.base import Backend
 from edgefmp.backends.manifest import ONNX_METADATA_KEY, Manifest, parse_manifest, read_sidecar
-from edgefmp.backends.providers import TensorRTSettings, select_providers, session_providers
+from edgefmp.backends.providers import TENSORRT, TensorRTSettings, select_providers, session_providers
 from edgefmp.errors import BackendError, BackendUnavailable, ConfigError
 from edgefmp.results import Answer, Request, Result, VQARequest
 
@@ -276,7 +276,7 @@ class VLMOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     providers: list[str] | None = Field(
-        default=None, description="execution providers in priority order, e.g. [CUDA, CPU]; default TensorRT, CUDA, CPU"
+        default=None, description="execution providers in priority order, e.g. [CUDA, CPU]; default CUDA, CPU"
     )
     intra_op_threads: int = Field(default=0, ge=0)
     inter_op_threads: int = Field(default=0, ge=0)
@@ -336,6 +336,8 @@ class VLMBackend(Backend):
         self.layout = read_layout(self._manifest, source)
         self.tokenizer = Tokenizer(self.folder)
         names = select_providers(opts.providers, where=f"backend {spec.name!r}: options.providers")
+        if opts.providers is None:  # TensorRT only when asked: the decoder's shapes change every step
+            names = [n for n in names if n != TENSORRT]
         providers = session_providers(names, TensorRTSettings(engine_cache=self.folder / "trt-cache"))
         so = ort.SessionOptions()
         so.intra_op_num_threads = opts.intra_op_threads

@@ -63,8 +63,8 @@ def export_vlm(source: Source, config: Any, out: Path, batch: int | None) -> Bas
         raise ConfigError(f"{source.uri}: a VLM export serves 'vqa', not {source.options.function!r}")
     model = _load_model(source)
     out.mkdir(parents=True, exist_ok=True)
-    processor = _save_assets(source, model, out)
-    layout = build_layout(config, processor, out)
+    processor, tokenizer = _save_assets(source, model, out)
+    layout = build_layout(config, processor, tokenizer, out)
     if source.options.image_size not in (None, (layout.image_size, layout.image_size)):
         raise ConfigError(
             f"{source.uri}: image_size {source.options.image_size} differs from the vision encoder's "
@@ -137,10 +137,14 @@ def _load_model(source: Source) -> Any:
     return loaded.float().eval()
 
 
-def _save_assets(source: Source, model: Any, out: Path) -> Any:
-    """Copy the tokenizer, processor and configs beside the parts; returns the processor (None
-    when the model has none, then the prompt falls back to SmolVLM's format)."""
+def _save_assets(source: Source, model: Any, out: Path) -> tuple[Any, Any]:
+    """Copy the tokenizer, processor and configs beside the parts; returns (processor,
+    tokenizer), either None when missing (SmolVLM2's processor needs torchvision, for one):
+    the prompt then falls back to the tokenizer's chat template or SmolVLM's format."""
+    import transformers
+
     where = Path(source.spec).expanduser()
+    target = str(where) if where.is_dir() else source.spec
     if where.is_dir():
         for file in where.iterdir():
             if file.is_file() and not file.name.endswith(WEIGHT_SUFFIXES):
@@ -149,26 +153,34 @@ def _save_assets(source: Source, model: Any, out: Path) -> Any:
         model.config.save_pretrained(out)
         if model.generation_config is not None:
             model.generation_config.save_pretrained(out)
+    processor = _try_load(transformers.AutoProcessor, target, source.uri)
+    tokenizer = getattr(processor, "tokenizer", None)
+    if processor is not None and not hasattr(processor, "image_processor"):
+        processor, tokenizer = None, processor  # AutoProcessor gave back a bare tokenizer
+    if tokenizer is None:
+        tokenizer = _try_load(transformers.AutoTokenizer, target, source.uri)
+    saver = processor or tokenizer
+    if not where.is_dir() and saver is not None:
+        saver.save_pretrained(out)
+    if tokenizer is None:
+        log.warning("%s: no tokenizer; the vlm backend will need one beside the parts", source.uri)
+    return processor, tokenizer
+
+
+def _try_load(auto: Any, target: str, uri: str) -> Any:
     try:
-        import transformers
-
-        auto: Any = transformers.AutoProcessor
-        processor = auto.from_pretrained(str(where) if where.is_dir() else source.spec)
+        return auto.from_pretrained(target)
     except Exception as exc:
-        log.warning("%s: no processor (%s); the prompt uses SmolVLM's default template", source.uri, exc)
+        log.warning("%s: %s found nothing (%s)", uri, auto.__name__, str(exc).splitlines()[0])
         return None
-    if not where.is_dir():
-        processor.save_pretrained(out)
-    return processor
 
 
-def build_layout(config: Any, processor: Any, folder: Path) -> VLMLayout:
+def build_layout(config: Any, processor: Any, tokenizer: Any, folder: Path) -> VLMLayout:
     """The runtime's view of the model: image tokens, prompt template, cache shapes, eos ids."""
     vision, text = config.vision_config, config.text_config
     scale = int(getattr(config, "scale_factor", 1) or 1)
     patches = (int(vision.image_size) // int(vision.patch_size)) ** 2
     image_seq_len = patches // (scale * scale)
-    tokenizer = getattr(processor, "tokenizer", None)
     image_token = str(getattr(processor, "image_token", None) or "<image>")
     if processor is not None and getattr(processor, "image_seq_len", image_seq_len) != image_seq_len:
         raise ExportError(
@@ -176,15 +188,14 @@ def build_layout(config: Any, processor: Any, folder: Path) -> VLMLayout:
             f"model makes {image_seq_len} features ({patches} patches / scale {scale}^2)"
         )
     heads = int(text.num_attention_heads)
-    eos = _eos_ids(config, folder, tokenizer)
     return VLMLayout(
         image_size=int(vision.image_size),
         image_token=image_token,
         image_token_id=int(config.image_token_id),
         image_seq_len=image_seq_len,
         image_prompt=_image_prompt(processor),
-        prompt_template=_prompt_template(processor, image_token),
-        eos_token_ids=eos,
+        prompt_template=_prompt_template(processor or tokenizer, image_token),
+        eos_token_ids=_eos_ids(config, folder, tokenizer),
         num_layers=int(text.num_hidden_layers),
         num_kv_heads=int(getattr(text, "num_key_value_heads", None) or heads),
         head_dim=int(getattr(text, "head_dim", None) or text.hidden_size // heads),
@@ -202,12 +213,13 @@ def _image_prompt(processor: Any) -> str:
     return f"{fake}{glob or '<global-img>'}{IMAGE}{fake}"
 
 
-def _prompt_template(processor: Any, image_token: str) -> str:
-    """The chat template rendered for one user turn (image, then the question) with the
-    assistant's turn opened; placeholders `{image}` and `{question}` left in."""
+def _prompt_template(renderer: Any, image_token: str) -> str:
+    """The chat template (of the processor, else the tokenizer) rendered for one user turn
+    (image, then the question) with the assistant's turn opened; `{image}` and `{question}`
+    left in as placeholders."""
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
     try:
-        rendered = str(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        rendered = str(renderer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
     except Exception as exc:
         log.info("no chat template to render (%s); using SmolVLM's format", exc)
         return DEFAULT_TEMPLATE

@@ -51,8 +51,8 @@ def create_app(catalog: Catalog, settings: ServeSettings | None = None) -> FastA
         openapi_url=None,
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics, known_models=table.__contains__),
-            Middleware(AuthMiddleware, token=settings.token),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes),
+            Middleware(AuthMiddleware, token=settings.token),
         ],
     )
     app.state.models = table

@@ -76,16 +76,15 @@ def infer(model: ServedModel, parsed: InferRequest, settings: ServeSettings) -> 
     function, backend = model.backend(_function(model, parsed.inputs))
     image = _image(parsed.inputs, settings.max_image_pixels) if function in IMAGE_FUNCTIONS else None
     request = build_request(function, _fields(function, parsed.inputs), image)
-    result = call_backend(backend, request, model.name)
-    produced = result_tensors(function, result)
+    unknown = [n for n in parsed.outputs or () if n not in OUTPUTS[function]]
+    if unknown:
+        raise bad_request(
+            f"model {model.name!r} ({function}) has no output {unknown[0]!r}; "
+            f"available: {', '.join(OUTPUTS[function])}",
+            "outputs",
+        )
+    produced = result_tensors(function, call_backend(backend, request, model.name))
     if parsed.outputs is not None:
-        unknown = [n for n in parsed.outputs if n not in OUTPUTS[function]]
-        if unknown:
-            raise bad_request(
-                f"model {model.name!r} ({function}) has no output {unknown[0]!r}; "
-                f"available: {', '.join(OUTPUTS[function])}",
-                "outputs",
-            )
         produced = [t for t in produced if t.name in parsed.outputs]
     binary = set(parsed.binary_outputs)
     if parsed.outputs is None and parsed.binary_default:

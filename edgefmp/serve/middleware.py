@@ -1,7 +1,12 @@
 """ASGI middleware of the server: metrics, bearer-token check, request size limit.
 
 Pure ASGI (not BaseHTTPMiddleware) so bodies are not copied twice and a refusal never reaches
-the routes. Order, outermost first: metrics (so refusals are counted) -> auth -> size limit.
+the routes. Order, outermost first: metrics (so refusals are counted) -> size limit -> auth.
+
+A refusal is sent only after the request body was read (up to a bound): a client that gets an
+answer while still uploading may reuse the connection with its body half sent, and the server
+would then read the rest as the next request. When the body is too large to drain, the answer
+says `Connection: close`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 # An oversized body is read and discarded up to this multiple of the limit, so the client
 # gets its 413 instead of a connection reset; beyond it the connection is simply closed.
 DRAIN_FACTOR = 4
+CLOSE = {"connection": "close"}
 
 
 def error_payload(path: str, status: int, message: str, param: str | None = None) -> dict[str, Any]:
@@ -111,7 +117,9 @@ class MetricsMiddleware:
 
 
 class AuthMiddleware:
-    """Requires `Authorization: Bearer <token>` on every path but the health probes."""
+    """Requires `Authorization: Bearer <token>` on every path but the health probes.
+
+    It runs inside the size limit, which has read the whole (bounded) body already."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
@@ -140,15 +148,17 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _drain(self, receive: Receive, already: int) -> None:
+    async def _drain(self, receive: Receive, already: int) -> bool:
+        """Read and drop the rest of the body; False when it was too large to finish."""
         seen = already
         while seen <= DRAIN_FACTOR * self.max_bytes:
             message = await receive()
             if message["type"] != "http.request":
-                return
+                return True
             seen += len(message.get("body", b""))
             if not message.get("more_body", False):
-                return
+                return True
+        return False
 
     def _too_large(self, size: int | str) -> RequestRejected:
         return RequestRejected(413, f"the request body ({size} bytes) exceeds this server's limit of "
@@ -166,10 +176,9 @@ class BodyLimitMiddleware:
                 await send_error(send, scope["path"], RequestRejected(400, "Content-Length is not an integer"))
                 return
             if size > self.max_bytes:
-                if size <= DRAIN_FACTOR * self.max_bytes:
-                    await self._drain(receive, 0)
+                drained = size <= DRAIN_FACTOR * self.max_bytes and await self._drain(receive, 0)
                 log.info("refused a %d-byte request to %s", size, scope["path"])
-                await send_error(send, scope["path"], self._too_large(size))
+                await send_error(send, scope["path"], self._too_large(size), None if drained else CLOSE)
                 return
         chunks: list[bytes] = []
         total = 0
@@ -180,9 +189,9 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             total += len(body)
             if total > self.max_bytes:
-                if message.get("more_body", False):
-                    await self._drain(receive, total)
-                await send_error(send, scope["path"], self._too_large(f"more than {self.max_bytes}"))
+                drained = not message.get("more_body", False) or await self._drain(receive, total)
+                await send_error(send, scope["path"], self._too_large(f"more than {self.max_bytes}"),
+                                 None if drained else CLOSE)
                 return
             chunks.append(body)
             if not message.get("more_body", False):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -19,8 +18,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgefmp.backends.manifest import read_sidecar
+from edgefmp.errors import EdgeFMPError
 from edgefmp.scenes import load_shape_pool
 from edgefmp.zoo.data import AttrSet, DetSet, make_sets
+from edgefmp.zoo.env import environment
 from edgefmp.zoo.evaluate import (
     EvalConfig,
     attribute_metrics,
@@ -77,7 +79,9 @@ class BuildConfig:
 
     @classmethod
     def quick(cls, threads: int = 2) -> BuildConfig:
-        return cls(clean_scenes=120, corrupt_scenes=120, test_scenes=40, calib_images=16, step_scale=0.03, threads=threads)
+        return cls(
+            clean_scenes=120, corrupt_scenes=120, test_scenes=40, calib_images=16, step_scale=0.03, threads=threads
+        )
 
 
 @dataclass
@@ -115,7 +119,9 @@ def _steps(model: ZooModel, cfg: BuildConfig) -> int:
     return max(5, int(round(model.steps * cfg.step_scale)))
 
 
-def train_model(model: ZooModel, data: TrainingData, cfg: BuildConfig, progress: Progress) -> tuple[Any, Any, list[float]]:
+def train_model(
+    model: ZooModel, data: TrainingData, cfg: BuildConfig, progress: Progress
+) -> tuple[Any, Any, list[float]]:
     """Train one model; returns (module to export, its training set images, losses)."""
     import torch
 
@@ -143,7 +149,9 @@ def _calibration_images(images: np.ndarray, n: int, seed: int) -> np.ndarray:
     return images[np.sort(idx)]
 
 
-def _accuracy(path: Path, family: str, manifest: Any, test_det: DetSet, test_attr: AttrSet, cfg: BuildConfig) -> dict[str, Any]:
+def _accuracy(
+    path: Path, family: str, manifest: Any, test_det: DetSet, test_attr: AttrSet, cfg: BuildConfig
+) -> dict[str, Any]:
     session = open_session(path, cfg.threads)
     if family == "shapedet":
         metrics = detection_metrics(manifest, run_batched(session, test_det.images, 50), test_det)
@@ -171,6 +179,7 @@ def export_model(
 
     folder = out / model.name
     fp32, int8 = folder / FP32_FILE, folder / INT8_FILE
+    previous = {p: _previous_accuracy(folder / f) for p, f in (("fp32", FP32_FILE), ("int8", INT8_FILE))}
     export_fp32(module, model, fp32)
     params, flops = graph_facts(fp32, model)
     extra = {
@@ -183,7 +192,9 @@ def export_model(
             "base_width": model.base,
             "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
         },
-        "label_scheme": "detector classes are '<colour> <shape>'" if model.family == "shapedet" else "colour and shape groups",
+        "label_scheme": "detector classes are '<colour> <shape>'"
+        if model.family == "shapedet"
+        else "colour and shape groups",
     }
     manifest = base_manifest(model, extra).model_copy(update={"params": params})
     test_det, test_attr = test
@@ -203,9 +214,35 @@ def export_model(
         "name": model.name,
         "params": params,
         "flops": flops,
-        "fp32": {"file": str(fp32.relative_to(out)), "bytes": fp32.stat().st_size, "accuracy": acc32, "sha256": m32.sha256},
-        "int8": {"file": str(int8.relative_to(out)), "bytes": int8.stat().st_size, "accuracy": acc8, "sha256": m8.sha256},
+        "fp32": {
+            "file": str(fp32.relative_to(out)),
+            "bytes": fp32.stat().st_size,
+            "accuracy": acc32,
+            "previous_accuracy": previous["fp32"],
+            "sha256": m32.sha256,
+        },
+        "int8": {
+            "file": str(int8.relative_to(out)),
+            "bytes": int8.stat().st_size,
+            "accuracy": acc8,
+            "previous_accuracy": previous["int8"],
+            "sha256": m8.sha256,
+        },
     }
+
+
+def _previous_accuracy(path: Path) -> dict[str, Any] | None:
+    """The clean accuracy a model that is about to be replaced recorded, to compare a rebuild
+    with the committed zoo."""
+    if not path.is_file():
+        return None
+    try:
+        manifest = read_sidecar(path)
+    except EdgeFMPError as exc:
+        log.warning("ignoring unreadable previous manifest of %s: %s", path, exc)
+        return None
+    acc = manifest.verification.get("accuracy") if manifest is not None else None
+    return acc if isinstance(acc, dict) else None
 
 
 def build_zoo(
@@ -218,6 +255,7 @@ def build_zoo(
     prog: Progress = progress or _Silent()
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     out.mkdir(parents=True, exist_ok=True)
     data = make_training_data(cfg, prog)
     test = make_sets(load_shape_pool("test"), cfg.test_scenes, EvalConfig().seed, DET_INPUT_HW, None, jitter=False)
@@ -233,9 +271,10 @@ def build_zoo(
         timings[model.name] = round(time.perf_counter() - t0, 1)
         timings[f"{model.name}.train_s"] = round(t1 - t0, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
+    timings["cpu_s"] = round(time.process_time() - cpu_started, 1)
     result = {
         "config": asdict(cfg),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "machine": environment(),
         "timings": timings,
         "models": summaries,
     }

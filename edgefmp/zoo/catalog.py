@@ -8,6 +8,7 @@ rather than guessed.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def _entry(models_dir: Path, name: str, file: str, latency: dict[str, float] | N
     entry: dict[str, Any] = {"name": f"{name}-{tag}", "kind": "onnx", "model": f"{name}/{file}"}
     if cost:
         entry["cost"] = cost
-    entry["options"] = {"providers": ["CPU"], "intra_op_threads": 2}
+    entry["options"] = {"intra_op_threads": 2}
     return entry
 
 
@@ -55,14 +56,16 @@ def catalog_data(
     def file_of(name: str) -> str:
         return FP32_FILE if precision.get(name) == "fp32" else INT8_FILE
 
-    classical = {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
-    detect = [classical] + [_entry(models_dir, n, file_of(n), latency) for n in DETECTORS]
+    def classical() -> dict[str, Any]:
+        return {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
+
+    detect = [classical()] + [_entry(models_dir, n, file_of(n), latency) for n in DETECTORS]
     detect.append(_entry(models_dir, LARGEST["detect"], file_of(LARGEST["detect"]), latency))
     attrs = [_entry(models_dir, n, file_of(n), latency) for n in ATTRIBUTES]
     attrs.append(_entry(models_dir, LARGEST["attributes"], file_of(LARGEST["attributes"]), latency))
     functions: dict[str, Any] = {"detect": detect}
     for fn in ("verify", "classify", "vqa"):
-        functions[fn] = [dict(classical)] + [dict(e) for e in attrs]
+        functions[fn] = [classical()] + [copy.deepcopy(e) for e in attrs]
     return {"version": 1, "name": "edgefmp-zoo", "functions": functions}
 
 
@@ -75,7 +78,9 @@ def write_catalog(
 ) -> Path:
     """Write `models_dir/catalog.yaml` and check that it loads."""
     data = catalog_data(models_dir, latency, precision)
-    text = HEADER.format(where=where, threads=threads) + yaml.safe_dump(data, sort_keys=False, width=120)
+    text = HEADER.format(where=where, threads=threads) + yaml.safe_dump(
+        data, sort_keys=False, width=120, default_flow_style=None
+    )
     path = models_dir / "catalog.yaml"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -44,6 +44,17 @@ def _bars() -> Progress:
     )
 
 
+def _accuracy_line(entry: dict[str, Any]) -> str:
+    """ "map50 0.912 (was 0.915)": the clean metric, and the replaced model's, if any."""
+    acc = entry["accuracy"]
+    key = "map50" if "map50" in acc else "acc"
+    text = f"{key} {acc[key]:.3f}"
+    prev = entry.get("previous_accuracy") or {}
+    if key in prev:
+        text += f" (was {prev[key]:.3f})"
+    return text
+
+
 def register(app: typer.Typer) -> None:
     """Add the `zoo` sub-app to the edgefmp CLI."""
     zoo = typer.Typer(help="The bundled demo zoo: build (train + export) and evaluate it.", no_args_is_help=True)
@@ -51,7 +62,9 @@ def register(app: typer.Typer) -> None:
     @zoo.command("build")
     def build(
         out: Annotated[Path, typer.Option("--out", help="folder of the zoo")] = Path("models"),
-        quick: Annotated[bool, typer.Option("--quick", help="tiny data and steps: a smoke test, not useful models")] = False,
+        quick: Annotated[
+            bool, typer.Option("--quick", help="tiny data and steps: a smoke test, not useful models")
+        ] = False,
         models: Annotated[str | None, typer.Option("--models", help="comma-separated names (default: all)")] = None,
         threads: Annotated[int, typer.Option("--threads", min=1, help="torch and ONNX Runtime threads")] = 2,
     ) -> None:
@@ -71,10 +84,12 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
         t = result["timings"]
-        console.print(f"built {len(result['models'])} models into {out} in {t['total_s']:.0f} s")
+        console.print(
+            f"built {len(result['models'])} models into {out} in {t['total_s']:.0f} s (cpu {t['cpu_s']:.0f} s)"
+        )
         for m in result["models"]:
             console.print(
-                f"  {m['name']:<12} fp32 {m['fp32']['accuracy']} | int8 {m['int8']['accuracy']}", highlight=False
+                f"  {m['name']:<12} {_accuracy_line(m['fp32'])}   int8 {_accuracy_line(m['int8'])}", highlight=False
             )
 
     @zoo.command("evaluate")

@@ -51,9 +51,7 @@ class AttrSet:
         return int(self.images.shape[0])
 
 
-def jittered_crop(
-    frame: np.ndarray, box: Sequence[float], rng: np.random.Generator, jitter: bool
-) -> np.ndarray:
+def jittered_crop(frame: np.ndarray, box: Sequence[float], rng: np.random.Generator, jitter: bool) -> np.ndarray:
     """A 64x64 crop around `box`: with `jitter`, margins of -5%..+30% and shifts of up to 10%
     of the box size; without, a fixed 10% margin (what evaluation uses)."""
     x1, y1, x2, y2 = (float(v) for v in box)

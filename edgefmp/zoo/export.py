@@ -144,7 +144,9 @@ def publish(
     must not be committed.
     """
     tol = default_tolerance(precision)
-    report = verify_onnx(path, parity_feeds, reference_outputs=reference, expected_outputs=manifest.outputs, tolerance=tol)
+    report = verify_onnx(
+        path, parity_feeds, reference_outputs=reference, expected_outputs=manifest.outputs, tolerance=tol
+    )
     if not report.passed:
         raise ExportError(f"{path}: verification failed: {report.reason}")
     verification = report.to_dict()

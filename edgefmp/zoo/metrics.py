@@ -40,11 +40,12 @@ class DetectionScorer:
     def add(
         self,
         boxes: np.ndarray,
-        scores: np.ndarray,
-        classes: Sequence[int],
+        scores: np.ndarray | Sequence[float],
+        classes: np.ndarray | Sequence[int],
         truth_boxes: np.ndarray,
-        truth_classes: Sequence[int],
+        truth_classes: np.ndarray | Sequence[int],
     ) -> None:
+        """One image: predicted boxes (xyxy) with scores and class ids, and its truth."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.asarray(scores, np.float32).reshape(-1)
         classes = np.asarray(classes, np.int64).reshape(-1)

@@ -49,6 +49,8 @@ def backbone(widths: Sequence[int]) -> nn.Sequential:
 class ShapeDet(nn.Module):
     """Detector of coloured shapes; `forward` gives raw maps, `decode` the YOLO layout."""
 
+    centres: torch.Tensor
+
     def __init__(self, widths: Sequence[int], input_hw: tuple[int, int]) -> None:
         super().__init__()
         self.input_hw = input_hw
@@ -60,12 +62,14 @@ class ShapeDet(nn.Module):
         ys, xs = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
         centres = torch.stack([xs, ys], 0).reshape(2, -1).float().add(0.5).mul(DET_STRIDE)
         self.register_buffer("centres", centres, persistent=False)
-        with torch.no_grad():  # start with low objectness so early training is not flooded
-            self.head.bias[4].fill_(-4.0)
+        bias = self.head.bias
+        if bias is not None:
+            with torch.no_grad():  # start with low objectness so early training is not flooded
+                bias[4].fill_(-4.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> raw head (B, 16, N)."""
-        y = self.head(self.neck(self.trunk(x)))
+        y: torch.Tensor = self.head(self.neck(self.trunk(x)))
         return y.flatten(2)
 
     @staticmethod
@@ -114,4 +118,5 @@ class AttrNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.trunk(x)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+        return logits

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,35 +17,14 @@ import numpy as np
 
 from edgefmp.scenes import CORRUPTIONS, load_shape_pool
 from edgefmp.zoo.catalog import write_catalog
-from edgefmp.zoo.readme_template import README_TEMPLATE
+from edgefmp.zoo.env import environment
 from edgefmp.zoo.evaluate import EvalConfig, evaluate_accuracy, load_manifest, measure_latencies, model_files
+from edgefmp.zoo.readme_template import README_TEMPLATE
 from edgefmp.zoo.specs import ZOO
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = (1, 2, 3, 4, 5)
-
-
-def environment() -> dict[str, str]:
-    import onnxruntime
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-    }
 
 
 def metric_of(family: str) -> str:
@@ -108,7 +86,8 @@ def int8_table(
             continue
         metric = "mAP@0.5" if name.startswith("shapedet") else "accuracy"
         lines.append(
-            f"| {name} | {metric} | {lf1['p50_ms']:.3f} / {lf2['p50_ms']:.3f} | {lq1['p50_ms']:.3f} / {lq2['p50_ms']:.3f} "
+            f"| {name} | {metric} | {lf1['p50_ms']:.3f} / {lf2['p50_ms']:.3f} "
+            f"| {lq1['p50_ms']:.3f} / {lq2['p50_ms']:.3f} "
             f"| {lf1['p50_ms'] / lq1['p50_ms']:.2f}x | {lf2['p50_ms'] / lq2['p50_ms']:.2f}x "
             f"| {100 * (q['clean'] - f['clean']):+.1f} | {100 * (q['corrupted'] - f['corrupted']):+.1f} |"
         )
@@ -160,9 +139,7 @@ def inventory_table(models_dir: Path, names: Sequence[str], latency: dict[str, d
 COMMAND = "edgefmp zoo evaluate --models-dir models --scenes {scenes} --threads {threads} --runs {runs}"
 
 
-def write_readme(
-    models_dir: Path, result: dict[str, Any], summary: dict[tuple[str, str], dict[str, float]]
-) -> Path:
+def write_readme(models_dir: Path, result: dict[str, Any], summary: dict[tuple[str, str], dict[str, float]]) -> Path:
     names = [m.name for m in ZOO]
     latency = result["latency"]
     cfg = result["config"]
@@ -183,16 +160,14 @@ def write_readme(
         total_size=_size(total),
         build_time=f"{build.get('timings', {}).get('total_s', float('nan')):.0f} s" if build else "not recorded",
         build_threads=build.get("config", {}).get("threads", "?") if build else "?",
-        build_machine=build.get("machine", {}).get("processor", "?") if build else "?",
+        build_machine=build.get("machine", {}).get("cpu", "?") if build else "?",
     )
     path = models_dir / "README.md"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def run_evaluation(
-    models_dir: Path, scenes: int, threads: int, runs: int, readme: bool, progress: Any
-) -> list[Path]:
+def run_evaluation(models_dir: Path, scenes: int, threads: int, runs: int, readme: bool, progress: Any) -> list[Path]:
     """Measure the zoo in `models_dir`; write eval.json (always), README.md and catalog.yaml."""
     names = [m.name for m in ZOO]
     files = model_files(models_dir, names)
@@ -207,7 +182,7 @@ def run_evaluation(
         for name, precision, path in files:
             latency[f"{name}/{precision}/{t}"] = measured[path]
         progress.advance()
-    result = {
+    result: dict[str, Any] = {
         "format": "edgefmp.zoo.eval",
         "version": 1,
         "config": {"scenes": scenes, "threads": threads, "runs": runs, "seed": cfg.seed},

@@ -1,9 +1,10 @@
 """The zoo's models by name: family, size, width and training recipe (no torch here).
 
 Sizes follow the width multiplier `base`; FLOPs grow with its square, so s/m/l at base
-6/12/24 are 1:4:16 and xl goes further. Small models get the recipe of a cheap edge model
-(clean data, fewer steps); larger ones train longer on clean plus corrupted scenes, which is
-why they are more robust to camera corruptions, as in real deployments.
+6/12/24 are 1:4:16, and xl (base 32 / 40, the model the remote tier serves) goes further.
+Small models get the recipe of a cheap edge model (clean data, fewer steps); larger ones train
+longer on clean plus corrupted scenes, which is why they are more robust to camera
+corruptions, as in real deployments.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("shapedet", "s", 6, 600, robust=False, seed=11),
     ZooModel("shapedet", "m", 12, 900, robust=False, seed=12),
     ZooModel("shapedet", "l", 24, 1000, robust=True, seed=13),
-    ZooModel("shapedet", "xl", 40, 800, robust=True, seed=14),
+    ZooModel("shapedet", "xl", 32, 800, robust=True, seed=14),
     ZooModel("attrnet", "s", 6, 500, robust=False, seed=21),
     ZooModel("attrnet", "m", 12, 800, robust=False, seed=22),
     ZooModel("attrnet", "l", 24, 1000, robust=True, seed=23),
-    ZooModel("attrnet", "xl", 48, 1000, robust=True, seed=24),
+    ZooModel("attrnet", "xl", 40, 1000, robust=True, seed=24),
 )
 
 

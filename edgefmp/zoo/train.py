@@ -41,7 +41,9 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def _optimizer(
+    model: torch.nn.Module, cfg: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 2), pct_start=0.15)
     return opt, sched
@@ -110,7 +112,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, 
     return (w * (1 - pt) ** gamma * ce).sum()
 
 
-def _flip_det(images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+def _flip_det(
+    images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, list[np.ndarray]]:
     h, w = images.shape[1:3]
     out_imgs = images.copy()
     out_boxes = []
@@ -152,9 +156,7 @@ def detector_loss(
     return loss
 
 
-def train_detector(
-    model: ShapeDet, data: DetSet, cfg: TrainConfig, on_step: StepCallback | None = None
-) -> list[float]:
+def train_detector(model: ShapeDet, data: DetSet, cfg: TrainConfig, on_step: StepCallback | None = None) -> list[float]:
     """Train `model` in place; returns the loss of every step."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -168,7 +170,7 @@ def train_detector(
         padded = pad_boxes(bxs, [data.shapes[i] for i in idx], [data.colors[i] for i in idx])
         loss = detector_loss(model, raw, *padded)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         losses.append(float(loss.item()))
@@ -181,9 +183,7 @@ def train_detector(
 # ------------------------------------------------------------------------------- attrnet
 
 
-def train_attrnet(
-    model: AttrNet, data: AttrSet, cfg: TrainConfig, on_step: StepCallback | None = None
-) -> list[float]:
+def train_attrnet(model: AttrNet, data: AttrSet, cfg: TrainConfig, on_step: StepCallback | None = None) -> list[float]:
     """Train `model` in place on colour (8-way) and shape (3-way) cross-entropy."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -203,7 +203,7 @@ def train_attrnet(
             logits[:, n_colors:], torch.from_numpy(data.shapes[idx])
         )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         losses.append(float(loss.item()))

@@ -16,86 +16,12 @@ import numpy as np
 import pytest
 
 from edgefmp.errors import ConfigError
+from tests.export.tiny_hf import tiny_idefics3
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 QUESTION = "what colour is the car ?"
-# SmolVLM's chat template (one image then text in a user turn), as its processor ships it.
-CHAT_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
-    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
-
-
-def tiny_idefics3(folder: Path) -> Path:
-    """A random Idefics3 (SmolVLM architecture): 32x32 images, patch 8, scale 2 -> 4 image
-    tokens; a 2-layer Llama decoder with GQA; a WordLevel tokenizer with SmolVLM's special
-    tokens; the processor with image splitting off (as the export path requires)."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessor,
-        Idefics3Processor,
-        PreTrainedTokenizerFast,
-    )
-
-    specials = ["<unk>", "<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>"]
-    specials += ["<global-img>", "<image>"]
-    words = ["User", "Assistant", ":", "what", "colour", "is", "the", "car", "?", "red", "blue", "a", "it"]
-    names = specials + words + [f"w{i}" for i in range(64 - len(specials) - len(words))]
-    vocab = {token: index for index, token in enumerate(names)}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw,
-        unk_token="<unk>",
-        eos_token="<end_of_utterance>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<fake_token_around_image>", "<global-img>", "<image>"],
-        model_input_names=["input_ids", "attention_mask"],
-    )
-    torch.manual_seed(0)
-    config = Idefics3Config(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        text_config=dict(
-            model_type="llama",
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=128,
-            bos_token_id=2,
-            eos_token_id=3,
-            pad_token_id=1,
-        ),
-        scale_factor=2,
-        image_token_id=vocab["<image>"],
-        pad_token_id=1,
-    )
-    Idefics3ForConditionalGeneration(config).eval().save_pretrained(folder)
-    images = Idefics3ImageProcessor(
-        do_image_splitting=False, size={"longest_edge": 32}, max_image_size={"longest_edge": 32}
-    )
-    processor = Idefics3Processor(
-        image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATE
-    )
-    processor.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,11 @@ from tests.serve.conftest import TOKEN, Served, red_circle
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def auth() -> dict[str, str]:
+    """A fresh dict per call: tritonclient adds its binary-mode header to the dict it is given."""
+    return {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -38,9 +42,9 @@ def _text(value: object) -> str:
 def test_health_and_metadata(client: httpclient.InferenceServerClient) -> None:
     assert client.is_server_live()  # health probes need no token
     assert client.is_server_ready()
-    assert client.is_model_ready("shapes-cv", headers=AUTH)
-    assert client.get_server_metadata(headers=AUTH)["name"] == "edgefmp"
-    meta = client.get_model_metadata("shapes-cv", headers=AUTH)
+    assert client.is_model_ready("shapes-cv", headers=auth())
+    assert client.get_server_metadata(headers=auth())["name"] == "edgefmp"
+    meta = client.get_model_metadata("shapes-cv", headers=auth())
     names = {t["name"] for t in meta["inputs"]}
     assert {"image", "image_jpeg", "function", "labels", "subject", "property", "question", "options"} <= names
     assert {"boxes", "scores", "labels", "verdict", "answer", "confidence"} <= {t["name"] for t in meta["outputs"]}
@@ -51,15 +55,15 @@ def test_infer_vqa_verify_detect(client: httpclient.InferenceServerClient, binar
     image = red_circle()
     outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("answer", "confidence")]
     result = client.infer("shapes-cv", _inputs(binary, image, function=["vqa"], question=["what color is it?"]),
-                          outputs=outputs, headers=AUTH)
+                          outputs=outputs, headers=auth())
     assert _text(result.as_numpy("answer")[0]) == "red"
     assert 0.0 <= float(result.as_numpy("confidence")[0]) <= 1.0
 
     result = client.infer("shapes-cv", _inputs(binary, image, function=["verify"], subject=["circle"],
-                                               property=["red"]), headers=AUTH)
+                                               property=["red"]), headers=auth())
     assert bool(result.as_numpy("verdict")[0]) is True
 
-    result = client.infer("shapes-cv", _inputs(binary, image, function=["detect"], labels=["circle"]), headers=AUTH)
+    result = client.infer("shapes-cv", _inputs(binary, image, function=["detect"], labels=["circle"]), headers=auth())
     boxes = result.as_numpy("boxes")
     assert boxes.shape == (1, 4)
     x1, y1, x2, y2 = boxes[0]
@@ -70,10 +74,10 @@ def test_infer_vqa_verify_detect(client: httpclient.InferenceServerClient, binar
 def test_errors_are_inference_server_exceptions(client: httpclient.InferenceServerClient) -> None:
     image = red_circle()
     with pytest.raises(InferenceServerException, match="unknown model"):
-        client.infer("nope", _inputs(False, image, function=["vqa"], question=["q?"]), headers=AUTH)
+        client.infer("nope", _inputs(False, image, function=["vqa"], question=["q?"]), headers=auth())
     with pytest.raises(InferenceServerException, match="bearer token"):
         client.infer("shapes-cv", _inputs(False, image, function=["vqa"], question=["q?"]))
     with pytest.raises(InferenceServerException, match="'question' is missing"):
-        client.infer("shapes-cv", _inputs(False, image, function=["vqa"]), headers=AUTH)
+        client.infer("shapes-cv", _inputs(False, image, function=["vqa"]), headers=auth())
     with pytest.raises(InferenceServerException, match="serves several functions"):
-        client.infer("shapes-cv", _inputs(False, image, question=["q?"]), headers=AUTH)
+        client.infer("shapes-cv", _inputs(False, image, question=["q?"]), headers=auth())
