@@ -218,7 +218,7 @@ def measure_adaptive(sites: list[SiteInfo], images: list[np.ndarray], frames: in
     timings.memory_total = max(timings.memory.values())
     wall, cpu = feature_cost(sites, images, frames)
     timings.notes.append(
-        f"of adaptive's choose, context_features takes {wall:.1f} us wall, {cpu:.1f} us CPU per call "
+        f"context_features (part of choose) takes {wall:.1f} us wall, {cpu:.1f} us CPU per call "
         "(frame statistics once per frame, shared by its calls; measured alone on the same stream)"
     )
     return timings
@@ -267,7 +267,7 @@ def measure_paper(
     timings.memory_total = sum(timings.memory.values())
     retrains = ", ".join(f"{u * len(sites) / 1e9:.1f} s" for u in timings.update_wall if u > 1e8)
     count = policy.retrainings  # type: ignore[attr-defined]
-    timings.notes.append(f"paper retrained {count} time(s) in the run ({retrains or '-'}, all sites)")
+    timings.notes.append(f"retrained {count} time(s) in the run ({retrains or '-'}, all sites)")
     return timings
 
 

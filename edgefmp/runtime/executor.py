@@ -104,17 +104,22 @@ class _FrameCaller:
         record, result = ex.invoke(site, backends, request, decision, available, decision_us)
         self.calls.append(record)
         escalate = getattr(ex.policy, "escalate", None)
-        if escalate is not None and result is not None:
+        # A cascade climbs while its policy asks for a more capable backend; each tier is a
+        # call of its own in the trace, and the last answer that came back is the one used.
+        for _ in range(len(backends) - 1):
+            if escalate is None or result is None:
+                break
             with ex.policy_lock:
                 t1 = time.perf_counter()
                 better = escalate(site, context, record)
                 escalate_us = (time.perf_counter() - t1) * 1e6
-            if better is not None and better != record.backend_index and available[better]:
-                record2, result2 = ex.invoke(site, backends, request, Decision(better, 1.0), available, escalate_us)
-                self.calls.append(record2)
-                if result2 is not None:
-                    result = result2
-                    record = record2
+            if better is None or better == record.backend_index or not available[better]:
+                break
+            record, next_result = ex.invoke(site, backends, request, Decision(better, 1.0), available, escalate_us)
+            self.calls.append(record)
+            if next_result is None:
+                break
+            result = next_result
         if result is None:
             raise BackendUnavailable(f"site {site_id}: every backend failed: {record.error}")
         return result

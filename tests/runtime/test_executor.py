@@ -152,3 +152,17 @@ def test_trace_json_round_trip() -> None:
     trace = ex.run_frame(_frame())
     again = Trace.from_json(trace.to_json())
     assert again.to_json() == trace.to_json()
+
+
+def test_cascade_climbs_tiers_while_confidence_is_low() -> None:
+    def unsure(name: str, confidence: float) -> CallableBackend:
+        return CallableBackend.wrap(name, "verify", lambda req: Verdict(value=True, confidence=confidence))
+
+    ex = _executor(
+        [_detector("d")],
+        [unsure("tiny", 0.1), unsure("small", 0.2), unsure("large", 0.95)],
+        policy="cascade",
+    )
+    trace = ex.run_frame(_frame())
+    assert [c.backend for c in trace.calls if c.function == "verify"] == ["tiny", "small", "large"]
+    assert trace.answer == "yes"

@@ -1,0 +1,62 @@
+"""Reports and the CLI: results JSON, markdown, plots, the exact command, and `edgefmp bench`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgefmp.bench.cases import plan_cases
+from edgefmp.bench.report import build_report, markdown, write_report
+from edgefmp.bench.runner import SweepOptions, environment, run_sweep
+from edgefmp.bench.suite import load_suite
+from edgefmp.cli import app
+from tests.bench.fakes import REF
+
+
+def test_report_has_every_comparison(write_suite: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_suite(frames=10)
+    cases = plan_cases(["static", "cascade", "adaptive", "routing"], ["gap:1", "5%"], ["1"])
+    run = run_sweep(str(path), cases, SweepOptions(catalog=REF, workers=1, block=2))
+    report = build_report(run, load_suite(path), "edgefmp bench tiny.yaml", environment(), {"name": "fake"})
+    rows = {r["case"]: r for r in report["rows"]}
+    assert set(rows) >= {"largest", "static:0", "static:1", "cascade", "adaptive@gap:1", "adaptive@5%", "routing@w=1"}
+    assert not any(r["case"].count("-") and r["case"].startswith("static:") for r in report["rows"])  # per query only
+    assert report["static_per_query"]["red-circle"]
+    assert report["suite"]["metric"] == "accuracy" and report["command"] == "edgefmp bench tiny.yaml"
+    assert {"adaptive_vs_routing", "adaptive_vs_cascade"} <= set(report["comparisons"])
+    assert {s["family"] for s in report["savings"]} >= {"adaptive", "static"}
+    assert report["hypervolume"]["adaptive"]["latency_ms"] >= 0
+    assert set(report["headline"]) >= {"largest", "adaptive_matched", "vs_routing_holds_5", "overhead_ratio"}
+    assert rows["largest"]["params_m"] > 0 and rows["largest"]["energy_sources"]
+    text = markdown(report)
+    assert "| largest |" in text and "## Savings at matched accuracy" in text
+    written = write_report(report, tmp_path / "out")
+    names = {p.name for p in written}
+    assert {"results.json", "results.md", "pareto_latency.png", "learning_curves.png", "backend_mix.png"} <= names
+    again = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert again["version"] == 1 and len(again["records"]) == len(report["records"])
+
+
+def test_cli_bench_writes_results_with_the_command(write_suite: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_suite(frames=10)
+    out = tmp_path / "res"
+    args = ["bench", str(path), "--catalog", "py-placeholder", "--out", str(out), "--workers", "1", "--quiet",
+            "--no-plots", "--policies", "static,paper,adaptive", "--budgets", "gap:1", "--weights", "1",
+            "--paper-resolution", "8", "--paper-width", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "py-placeholder" in result.output  # a missing catalog is a clean error
+    args[3] = REF
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["command"].startswith("edgefmp bench ") and "--policies static,paper,adaptive" in report["command"]
+    rows = {r["case"]: r for r in report["rows"]}
+    assert rows["paper@w=1"]["errors"] == {} and rows["paper@w=1"]["router_ms"] > 0
+
+
+def test_cli_bench_bad_budget_is_a_clean_error(write_suite: Callable[..., Path]) -> None:
+    result = CliRunner().invoke(app, ["bench", str(write_suite()), "--catalog", REF, "--budgets", "soon"])
+    assert result.exit_code == 2 and "budget 'soon'" in result.output
