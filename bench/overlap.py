@@ -13,15 +13,20 @@ Rows are medians over `--repeats` alternating runs; fps = frames / wall time of 
 (warm-up frames excluded, pooled connections already open).
 """
 
+# ruff: noqa: E402 - the BLAS thread pin must precede the numpy import
 from __future__ import annotations
+
+import os
+
+# Worker threads x BLAS threads would oversubscribe the cores; set before numpy is imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -175,12 +180,37 @@ def summarise(traces: list[Trace]) -> dict[str, Any]:
     }
 
 
+def measure(args: argparse.Namespace, local: str, url: str, program: Any,
+            warm: list[Frame], frames: list[Frame]) -> dict[str, Any]:
+    """Alternating sequential / overlapped runs of one local tier; medians and summaries."""
+    fps: dict[str, list[float]] = {"sequential": [], "overlapped": []}
+    summaries: dict[str, dict[str, Any]] = {}
+    answers: dict[str, list[Any]] = {}
+    frame_share = min(1.0, 2 * args.remote_share)  # two calls per frame; only verify can go remote
+    with edge_catalog(url, args.timeout_s, local, args.max_side, args.inflight) as catalog:
+        executor = Executor(program, catalog, RemoteShare(frame_share))
+        run_once(executor, warm, args.inflight)  # opens pooled connections, warms caches
+        local_ms = statistics.median(
+            c.cost.latency_ms for t in run_once(executor, warm, 1)[1] for c in t.calls if c.backend != "big-remote"
+        )
+        for _ in range(args.repeats):
+            for mode, inflight in (("sequential", 1), ("overlapped", args.inflight)):
+                wall, traces = run_once(executor, frames, inflight)
+                if len(traces) != len(frames):
+                    raise SystemExit(f"{local}/{mode}: {len(traces)} traces for {len(frames)} frames")
+                fps[mode].append(len(frames) / wall)
+                summaries[mode] = summarise(traces)
+                answers[mode] = [t.answer for t in traces]
+    return {"fps": fps, "summaries": summaries, "same": answers["sequential"] == answers["overlapped"],
+            "local_ms": local_ms, "ratio": statistics.median(fps["overlapped"]) / statistics.median(fps["sequential"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--inflight", type=int, default=16)
+    ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--rtt-ms", type=float, default=100.0)
     ap.add_argument("--bandwidth-mbps", type=float, default=None, help="cap both directions (default: none)")
     ap.add_argument("--loss", type=float, default=0.0, help="per-chunk loss probability (stalls of --rto-ms)")
@@ -190,78 +220,75 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--max-side", type=int, default=160, help="remote uploads are downscaled to this longer side")
     ap.add_argument("--timeout-s", type=float, default=5.0)
-    ap.add_argument("--local", choices=("light", "classical"), default="light", help="the local tier (see edge_catalog)")
+    ap.add_argument("--local", nargs="+", choices=("light", "classical"), default=["light", "classical"],
+                    help="local tiers to measure (see edge_catalog)")
     ap.add_argument("--out", type=Path, default=None, help="write a markdown report here")
     args = ap.parse_args(argv)
 
     conditions = NetConditions(rtt_ms=args.rtt_ms, up_mbps=args.bandwidth_mbps, down_mbps=args.bandwidth_mbps,
                                loss=args.loss, rto_ms=args.rto_ms, seed=1)
-    # two calls per frame (detect, verify); only verify can go remote
-    frame_share = min(1.0, 2 * args.remote_share)
     size = (args.width, args.height)
     warm = [Frame(f"warm{i:03d}", i / 30, scene(10_000 + i, size)) for i in range(args.warmup)]
     frames = [Frame(f"f{i:04d}", i / 30, scene(i, size)) for i in range(args.frames)]
     program = compile_program(PROGRAM, "bench_overlap.py")
-    results: dict[str, list[float]] = {"sequential": [], "overlapped": []}
-    summaries: dict[str, dict[str, Any]] = {}
-    answers: dict[str, list[Any]] = {}
+    results: dict[str, dict[str, Any]] = {}
     with ServeProcess(default_catalog_path()) as server, ShapingProxy(server.url, conditions) as proxy:
-        with edge_catalog(proxy.url_for(server.url), args.timeout_s, args.local, args.max_side,
-                                             args.inflight) as catalog:
-            executor = Executor(program, catalog, RemoteShare(frame_share))
-            run_once(executor, warm, args.inflight)  # opens pooled connections, warms caches
-            for _ in range(args.repeats):
-                for mode, inflight in (("sequential", 1), ("overlapped", args.inflight)):
-                    wall, traces = run_once(executor, frames, inflight)
-                    if len(traces) != len(frames):
-                        raise SystemExit(f"{mode}: {len(traces)} traces for {len(frames)} frames")
-                    results[mode].append(len(frames) / wall)
-                    summaries[mode] = summarise(traces)
-                    answers[mode] = [t.answer for t in traces]
+        for local in args.local:
+            results[local] = measure(args, local, proxy.url_for(server.url), program, warm, frames)
         proxy_stats = proxy.stats
-    seq_fps = statistics.median(results["sequential"])
-    ovl_fps = statistics.median(results["overlapped"])
-    ratio = ovl_fps / seq_fps
-    same = answers["sequential"] == answers["overlapped"]
     command = "python bench/overlap.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [
         "# Overlap: stream fps with a remote tier behind a shaped link",
         "",
         f"Command: `{command}`",
         "",
-        f"Link (edgefmp.netem proxy, 127.0.0.1): `{conditions.describe()}`; remote tier: `edgefmp serve` "
-        f"(bundled classical catalog) in a child process; client: RemoteBackend, OpenAI protocol, JPEG "
-        f"q85. Frames: {args.frames} synthetic {args.width}x{args.height}, program detect + verify, "
-        f"{args.warmup} warm-up frames excluded; {args.repeats} alternating repeats, medians.",
+        f"Link (edgefmp.netem proxy, 127.0.0.1): `{conditions.describe()}`. Remote tier: `edgefmp serve` "
+        "(bundled classical catalog) in a child process; client: RemoteBackend, OpenAI protocol, JPEG q85, "
+        f"max_side {args.max_side}. Frames: {args.frames} synthetic {args.width}x{args.height}; program: "
+        "detect, then verify on each detection (one of each here); the verify call of an evenly spread "
+        f"{100 * min(1.0, 2 * args.remote_share):.0f}% of frames goes remote (the same frames in both loops). "
+        f"{args.warmup} warm-up frames excluded; {args.repeats} alternating repeats, medians. Local tiers: "
+        "`light` = a callable OpenCV blob detector/verifier (well under a millisecond, standing in for a small "
+        "model on an accelerator); `classical` = the bundled OpenCV shapes backend (CPU-heavy).",
         "",
-        "| loop | inflight | fps (median) | fps (all runs) | remote share of calls | remote call p50 ms | "
-        "fallbacks | frame errors | staleness p50 / p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| local tier | local call p50 ms | loop | inflight | fps (median) | fps (all runs) | remote share of "
+        "calls | remote call p50 ms | fallbacks | frame errors | staleness p50 / p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode, inflight in (("sequential", 1), ("overlapped", args.inflight)):
-        s = summaries[mode]
-        stale = (f"{s['staleness_p50_ms']:.0f} / {s['staleness_p95_ms']:.0f}"
-                 if s["staleness_p50_ms"] is not None else "-")
-        lines.append(
-            f"| {mode} | {inflight} | {statistics.median(results[mode]):.1f} | "
-            f"{', '.join(f'{x:.1f}' for x in results[mode])} | {100 * s['remote_share']:.1f}% | "
-            f"{s['remote_ms_p50']:.1f} | {s['fallbacks']} | {s['errors']} | {stale} |"
-        )
+    for local, r in results.items():
+        for mode, inflight in (("sequential", 1), ("overlapped", args.inflight)):
+            s = r["summaries"][mode]
+            stale = (f"{s['staleness_p50_ms']:.0f} / {s['staleness_p95_ms']:.0f}"
+                     if s["staleness_p50_ms"] is not None else "-")
+            lines.append(
+                f"| {local} | {r['local_ms']:.2f} | {mode} | {inflight} | {statistics.median(r['fps'][mode]):.1f} | "
+                f"{', '.join(f'{x:.1f}' for x in r['fps'][mode])} | {100 * s['remote_share']:.1f}% | "
+                f"{s['remote_ms_p50']:.1f} | {s['fallbacks']} | {s['errors']} | {stale} |"
+            )
+    lines.append("")
+    for local, r in results.items():
+        lines.append(f"- **{local}: overlapped / sequential = {r['ratio']:.2f}x** "
+                     f"(answers identical in both loops: {r['same']}).")
+    first = next(iter(results.values()))["summaries"]["overlapped"]
     lines += [
         "",
-        f"**Overlapped / sequential: {ratio:.2f}x** (answers identical in both loops: {same}).",
+        f"Bytes per remote call: {first['bytes_up_per_remote']:.0f} up, {first['bytes_down_per_remote']:.0f} "
+        f"down (application-layer HTTP). Proxy: {proxy_stats.connections} connections, {proxy_stats.stalls} "
+        f"stalls, {proxy_stats.drops} drops.",
         "",
-        f"Bytes per remote call: {summaries['overlapped']['bytes_up_per_remote']:.0f} up, "
-        f"{summaries['overlapped']['bytes_down_per_remote']:.0f} down (application-layer HTTP). "
-        f"Proxy: {proxy_stats.connections} connections, {proxy_stats.stalls} stalls, {proxy_stats.drops} drops.",
+        "The overlap hides remote waits, not local compute: sequential time per frame is local work + remote "
+        "share x remote latency, overlapped time per frame approaches the local work alone (spread over the "
+        "cores the GIL lets it use), so the gain is large when the local tier is light and small when the "
+        "local tier itself saturates the CPU, as the classical rows show on this machine.",
         "",
-        f"Environment: Python {platform.python_version()}, {platform.platform()}, {os.cpu_count()} CPUs "
-        "(shared machine: absolute fps vary with load; the ratio comes from alternating runs).",
+        f"Environment: Python {platform.python_version()}, {platform.platform()}, {os.cpu_count()} CPUs shared "
+        "with other jobs (absolute fps vary with load; each ratio comes from alternating runs); BLAS threads "
+        "pinned to 1.",
         "",
     ]
     report = "\n".join(lines)
     sys.stdout.write(report)
-    sys.stdout.write(json.dumps({"sequential_fps": seq_fps, "overlapped_fps": ovl_fps, "ratio": ratio}) + "\n")
+    sys.stdout.write(json.dumps({k: {"ratio": v["ratio"], "fps": v["fps"]} for k, v in results.items()}) + "\n")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report, encoding="utf-8")

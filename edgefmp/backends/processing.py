@@ -261,7 +261,16 @@ def match_labels(requested: Sequence[str], labels: Sequence[str]) -> dict[int, s
     """Class id -> the requested spelling, matching case-insensitively. Requested labels the
     model does not know are skipped: not finding them is an answer, not an error."""
     wanted = {r.strip().lower(): r for r in requested}
-    return {i: wanted[lab.lower()] for i, lab in enumerate(labels) if lab.lower() in wanted}
+    out = {i: wanted[lab.lower()] for i, lab in enumerate(labels) if lab.lower() in wanted}
+    # A request that is not a label matches the labels containing all its words, so "circle"
+    # finds every "<colour> circle" of a detector whose classes are "<colour> <shape>".
+    for key, name in wanted.items():
+        words = set(key.split())
+        if words and key not in {lab.lower() for lab in labels}:
+            for i, lab in enumerate(labels):
+                if i not in out and words <= set(lab.lower().split()):
+                    out[i] = name
+    return out
 
 
 def to_detections(d: Decoded, names: Mapping[int, str], resize: Resize) -> Detections:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,8 +33,13 @@ class _SweepProgress:
 
     def __init__(self, n_queries: int, enabled: bool) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=not enabled, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
         )
         self.overall = self.progress.add_task("queries", total=n_queries)
         self.bars: dict[str, Any] = {}
@@ -64,20 +68,34 @@ class _SweepProgress:
 
 
 def bench(
+    ctx: typer.Context,
     suite: Annotated[Path, typer.Argument(help="suite YAML (bench/suites/binary.yaml, open.yaml, or your own)")],
-    catalog: Annotated[Path | None, typer.Option(help="catalog YAML (default: models/catalog.yaml, else the bundled one)")] = None,
-    policies: Annotated[list[str] | None, typer.Option(help="families: static,routing,cascade,paper,adaptive (default all)")] = None,
-    budgets: Annotated[list[str] | None, typer.Option(help="adaptive budgets: 40ms, 2J, 50kB, 5% (of always-largest), gap:1, none")] = None,
-    weights: Annotated[list[str] | None, typer.Option(help="paper / routing cost weights (largest backend = w score units)")] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="catalog YAML (default: models/catalog.yaml, else the bundled one)")
+    ] = None,
+    policies: Annotated[
+        list[str] | None, typer.Option(help="families: static,routing,cascade,paper,adaptive (default all)")
+    ] = None,
+    budgets: Annotated[
+        list[str] | None, typer.Option(help="adaptive budgets: 40ms, 2J, 50kB, 5% (of always-largest), gap:1, none")
+    ] = None,
+    weights: Annotated[
+        list[str] | None, typer.Option(help="paper / routing cost weights (largest backend = w score units)")
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="results folder (default runs/bench/<suite>)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes (at most 2)")] = 2,
-    quick: Annotated[bool, typer.Option(help=f"CI: {QUICK_QUERIES} queries x {QUICK_FRAMES} frames, fewer cases")] = False,
+    quick: Annotated[
+        bool, typer.Option(help=f"CI: {QUICK_QUERIES} queries x {QUICK_FRAMES} frames, fewer cases")
+    ] = False,
     max_frames: Annotated[int | None, typer.Option(min=10, help="frames per query (a prefix of each stream)")] = None,
     queries: Annotated[list[str] | None, typer.Option(help="only these query ids")] = None,
-    max_static: Annotated[int, typer.Option(min=1, help="enumerate all static assignments up to this many per query")] = 64,
+    max_static: Annotated[
+        int, typer.Option(min=1, help="enumerate all static assignments up to this many per query")
+    ] = 64,
     paper_resolution: Annotated[int, typer.Option(min=8, help="paper router input size (the paper: 224)")] = 32,
     paper_width: Annotated[int, typer.Option(min=4, help="paper router ResNet-18 width (the paper: 64)")] = 8,
     replay: Annotated[bool, typer.Option(help="measure each (backend, request) once per stream and replay it")] = True,
+    threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime / BLAS threads per worker")] = 1,
     meter: Annotated[str, typer.Option(help="energy meter: auto, jetson, nvml, rapl, estimated")] = "auto",
     plots: Annotated[bool, typer.Option(help="write the PNG plots (needs matplotlib)")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
@@ -90,8 +108,7 @@ def bench(
     from edgefmp.bench.suite import load_suite
     from edgefmp.runtime.session import resolve_catalog_path
 
-    argv = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else [str(suite)]
-    command = "edgefmp bench " + " ".join(shlex.quote(a) for a in argv)
+    command = _command_line(ctx)
     try:
         spec = load_suite(suite)
         catalog_path = resolve_catalog_path(catalog)
@@ -103,16 +120,24 @@ def bench(
             max_static = min(max_static, 8)
         cases = plan_cases(policies, budgets, weights, {"resolution": paper_resolution, "width": paper_width})
         opts = SweepOptions(
-            catalog=str(catalog_path), workers=workers, max_frames=max_frames,
+            catalog=str(catalog_path),
+            workers=workers,
+            max_frames=max_frames,
             queries=[q for item in queries for q in item.split(",")] if queries else None,
-            max_static=max_static, replay=replay, meter=meter,
+            max_static=max_static,
+            replay=replay,
+            threads=threads,
+            meter=meter,
         )
         with open_catalog(str(catalog_path)) as cat:
             cat_desc = _describe_catalog(cat, catalog_path)
         n_queries = len(opts.queries) if opts.queries else len(spec.queries)
         progress = _SweepProgress(n_queries, enabled=not quiet)
-        console.print(f"bench {spec.name}: {n_queries} queries, {len(cases)} case families/settings, "
-                      f"catalog {catalog_path}, {workers} worker(s)", highlight=False)
+        console.print(
+            f"bench {spec.name}: {n_queries} queries, {len(cases)} case families/settings, "
+            f"catalog {catalog_path}, {workers} worker(s)",
+            highlight=False,
+        )
         with progress.progress:
             run = run_sweep(str(suite), cases, opts, on_progress=progress)
         report = build_report(run, spec, command, environment(), cat_desc)
@@ -124,14 +149,41 @@ def bench(
     out.print(f"{run.seconds:.0f} s; wrote {', '.join(str(p) for p in written)}")
 
 
+def _command_line(ctx: typer.Context) -> str:
+    """The command as an equivalent command line: arguments, then every option not at its
+    default, so results say exactly how to make them again (also when called in-process)."""
+    parts = ["edgefmp", ctx.info_name or "bench"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            values = value if isinstance(value, (list, tuple)) else [value]
+            parts += [str(v) for v in values]
+            continue
+        if value == param.default or value is None or value == []:
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            parts.append(flag if value else (param.secondary_opts or [flag])[0])
+        elif isinstance(value, (list, tuple)):
+            parts += [f"{flag} {v}" for v in value]
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(shlex.quote(p) if " " not in p else p for p in parts)
+
+
 def _describe_catalog(cat: Any, path: Path) -> dict[str, Any]:
     return {
         "name": cat.spec.name,
         "path": str(path),
         "functions": {
             fn: [
-                {"name": b.name, "kind": b.kind, "location": b.location, "params": b.spec.cost.params,
-                 "prior_latency_ms": b.spec.cost.latency_ms}
+                {
+                    "name": b.name,
+                    "kind": b.kind,
+                    "location": b.location,
+                    "params": b.spec.cost.params,
+                    "prior_latency_ms": b.spec.cost.latency_ms,
+                }
                 for b in cat.backends(fn)
             ]
             for fn in cat.functions
@@ -149,8 +201,16 @@ def _print_rows(report: dict[str, Any]) -> None:
         return "-" if v is None else f"{v:.4g}"
 
     for r in report["rows"]:
-        table.add_row(r["case"], f(r["metric"]), f(r["latency_ms"]), f(r["router_ms"]), f(r["energy_j"]),
-                      f(r["params_m"]), f(r["overhead_ratio"]), str(len(r["errors"])) if r["errors"] else "")
+        table.add_row(
+            r["case"],
+            f(r["metric"]),
+            f(r["latency_ms"]),
+            f(r["router_ms"]),
+            f(r["energy_j"]),
+            f(r["params_m"]),
+            f(r["overhead_ratio"]),
+            str(len(r["errors"])) if r["errors"] else "",
+        )
     out.print(table)
     head = report.get("headline", {})
     if head:
@@ -174,8 +234,14 @@ def profile(
     from edgefmp.bench.profile import apply_profile, catalog_yaml, run_profile
 
     try:
-        data = run_profile(targets, runs=runs, warmup=warmup, meter_name=meter, batches=batches,
-                           on_backend=lambda r: console.print(f"profiled {r.function}/{r.name}", highlight=False))
+        data = run_profile(
+            targets,
+            runs=runs,
+            warmup=warmup,
+            meter_name=meter,
+            batches=batches,
+            on_backend=lambda r: console.print(f"profiled {r.function}/{r.name}", highlight=False),
+        )
         if out_path is not None:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -186,9 +252,13 @@ def profile(
             write_catalog.parent.mkdir(parents=True, exist_ok=True)
             write_catalog.write_text(
                 f"# {targets[0]} with cost priors measured by `edgefmp profile` ({data['created']})\n"
-                + catalog_yaml(spec, write_catalog.parent), encoding="utf-8")
+                + catalog_yaml(spec, write_catalog.parent),
+                encoding="utf-8",
+            )
         if plot is not None:
-            _plot_profile(data, plot)
+            from edgefmp.bench.plots import plot_profile
+
+            plot_profile(data, plot)
     except EdgeFMPError as exc:
         raise _fail(exc) from None
     _print_profile(data)
@@ -203,8 +273,23 @@ def _bad(message: str) -> EdgeFMPError:
 def _print_profile(data: dict[str, Any]) -> None:
     env = data["environment"]
     table = Table(title=f"profile of {data['source']} ({data['runs']} runs; meter {data['meter']})")
-    for col in ("function", "backend", "session ms", "warm-up ms", "mean", "p50", "p90", "p95", "p99", "std",
-                "/s b1", "/s best (b)", "RSS MB", "J/call", "error"):
+    for col in (
+        "function",
+        "backend",
+        "session ms",
+        "warm-up ms",
+        "mean",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "std",
+        "/s b1",
+        "/s best (b)",
+        "RSS MB",
+        "J/call",
+        "error",
+    ):
         table.add_column(col, overflow="fold")
 
     def f(v: Any) -> str:
@@ -214,36 +299,23 @@ def _print_profile(data: dict[str, Any]) -> None:
         lat = r["latency_ms"] or {}
         best = f"{f(r['throughput_best_per_s'])} ({r['best_batch']})" if r["throughput_best_per_s"] else "-"
         table.add_row(
-            r["function"], r["name"], f(r["session_ms"]), ", ".join(f"{w:.3g}" for w in r["warmup_ms"]),
+            r["function"],
+            r["name"],
+            f(r["session_ms"]),
+            ", ".join(f"{w:.3g}" for w in r["warmup_ms"]),
             *(f(lat.get(k)) for k in ("mean", "p50", "p90", "p95", "p99", "std")),
-            f(r["throughput_batch1_per_s"]), best, f(r["peak_rss_mb"]),
-            f"{f(r['energy_j_per_call'])} ({r['energy_source']})", (r["error"] or "")[:60],
+            f(r["throughput_batch1_per_s"]),
+            best,
+            f(r["peak_rss_mb"]),
+            f"{f(r['energy_j_per_call'])} ({r['energy_source']})",
+            (r["error"] or "")[:60],
         )
     out.print(table)
-    out.print(f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "
-              f"versions {json.dumps(env.get('versions'))}" + (f"; GPU {json.dumps(env['gpu'])}" if env.get("gpu") else ""),
-              highlight=False)
-
-
-def _plot_profile(data: dict[str, Any], path: Path) -> None:
-    from edgefmp.bench.plots import _pyplot
-
-    plt = _pyplot()
-    rows = [r for r in data["backends"] if r["latency_ms"]]
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * max(len(rows), 1)))
-    labels = [f"{r['function']}/{r['name']}" for r in rows]
-    for y, r in enumerate(rows):
-        lat = r["latency_ms"]
-        ax.plot([lat["p50"], lat["p99"]], [y, y], color="tab:blue", lw=2)
-        ax.scatter([lat["mean"]], [y], color="black", zorder=3)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("latency per call (ms): line p50..p99, dot mean")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    out.print(
+        f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "
+        f"versions {json.dumps(env.get('versions'))}" + (f"; GPU {json.dumps(env['gpu'])}" if env.get("gpu") else ""),
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

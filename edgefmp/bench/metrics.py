@@ -221,15 +221,22 @@ class Savings:
     savings: dict[str, float | None] = field(default_factory=dict)
 
 
-def savings_at_matched(rows: Sequence[CaseSummary], largest: CaseSummary, tolerance: float = TOLERANCE) -> list[Savings]:
+def savings_at_matched(
+    rows: Sequence[CaseSummary], largest: CaseSummary, tolerance: float = TOLERANCE
+) -> list[Savings]:
     out = []
     families = list(dict.fromkeys(r.family for r in rows))
     for fam in families:
         cands = [
             r
             for r in rows
-            if r.family == fam and r.case != LARGEST and r.ok and r.metric is not None and largest.metric is not None
-            and r.metric >= largest.metric - tolerance - 1e-12 and r.latency_ms is not None
+            if r.family == fam
+            and r.case != LARGEST
+            and r.ok
+            and r.metric is not None
+            and largest.metric is not None
+            and r.metric >= largest.metric - tolerance - 1e-12
+            and r.latency_ms is not None
         ]
         if not cands:
             out.append(Savings(fam, None, None, None))
@@ -244,10 +251,12 @@ def savings_at_matched(rows: Sequence[CaseSummary], largest: CaseSummary, tolera
     return out
 
 
-def dominance(ours: Sequence[CaseSummary], theirs: Sequence[CaseSummary], cost: str = "latency_ms") -> list[dict[str, Any]]:
+def dominance(
+    ours: Sequence[CaseSummary], theirs: Sequence[CaseSummary], cost: str = "latency_ms"
+) -> list[dict[str, Any]]:
     """For each of `theirs`: the best of `ours` at no more cost, and whether it is at least as
     accurate (the "at every budget, >= its accuracy at <= its cost" check)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for t in theirs:
         tc = t.cost(cost)
         if not t.ok or tc is None or t.metric is None:
@@ -279,7 +288,7 @@ def static_oracle(records: Sequence[CaseRecord], metric: str, tolerance: float =
         if r.family == "static" and r.error is None and r.frames:
             by_query[r.query].append(r)
     picks = []
-    for q, recs in by_query.items():
+    for recs in by_query.values():
         ref = next((r for r in recs if r.case == LARGEST), None)
         if ref is None:
             continue

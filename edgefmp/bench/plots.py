@@ -46,6 +46,7 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     written += plot_fronts(report, out)
     written += plot_curves(report, out)
     written += plot_mix(report, out)
+    written += plot_site_mix(report, out)
     return written
 
 
@@ -72,7 +73,9 @@ def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
                     front.append((c, m))
                     best = m
             ax.plot([p[0] for p in front], [p[1] for p in front], color=color, alpha=0.6, zorder=2)
-        ax.scatter([largest[cost]], [largest["metric"]], color="black", marker="*", s=160, label="always-largest", zorder=4)
+        ax.scatter(
+            [largest[cost]], [largest["metric"]], color="black", marker="*", s=160, label="always-largest", zorder=4
+        )
         ax.axhline(largest["metric"] - 0.01, color="black", lw=0.6, ls=":", label="largest - 1 point")
         ax.set_xscale("log")
         ax.set_xlabel(COST_LABELS[cost])
@@ -82,7 +85,7 @@ def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
         ax.legend(fontsize=8, loc="lower right")
         fig.tight_layout()
         path = out / f"pareto_{cost.split('_')[0]}.png"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
     return written
@@ -103,8 +106,15 @@ def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
             continue
         color, _ = FAMILY_STYLE.get(fam, ("black", "o"))
         style = "-" if case != "largest" else "--"
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color="black" if case == "largest" else color,
-                alpha=0.8, lw=1.2, label=case)
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            style,
+            color="black" if case == "largest" else color,
+            alpha=0.8,
+            lw=1.2,
+            label=case,
+        )
     ax.set_xlabel("frames seen (end of a 100-frame window)")
     ax.set_ylabel(f"{metric} in the window")
     ax.set_title(f"{report['suite']['name']}: learning curves")
@@ -112,7 +122,7 @@ def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     path = out / "learning_curves.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [path]
 
@@ -144,9 +154,71 @@ def plot_mix(report: dict[str, Any], out: Path) -> list[Path]:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = out / "backend_mix.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [path]
 
 
-__all__ = ["plot_curves", "plot_fronts", "plot_mix", "plot_report"]
+def _site_mix_case(report: dict[str, Any]) -> str | None:
+    """The adaptive case at matched accuracy when there is one, else the first adaptive case."""
+    for s in report.get("savings", []):
+        if s["family"] == "adaptive" and s["case"]:
+            return str(s["case"])
+    return next((r["case"] for r in report["rows"] if r["family"] == "adaptive"), None)
+
+
+def plot_site_mix(report: dict[str, Any], out: Path, case: str | None = None) -> list[Path]:
+    """Backend mix per call site (every site of every query) for one case, by default the
+    adaptive case that matched always-largest's accuracy most cheaply."""
+    plt = _pyplot()
+    case = case or _site_mix_case(report)
+    recs = [r for r in report.get("records", []) if r["case"] == case and r["mix"]]
+    if case is None or not recs:
+        return []
+    bars = [(f"{r['query']} {site}", row["function"], row["backends"]) for r in recs for site, row in r["mix"].items()]
+    names = list(dict.fromkeys(b for _, _, counts in bars for b in counts))
+    cmap = plt.get_cmap("viridis")
+    colors = {b: cmap(i / max(len(names) - 1, 1)) for i, b in enumerate(names)}
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.22 * len(bars)))
+    for y, (_, _, counts) in enumerate(bars):
+        total = sum(counts.values()) or 1
+        left = 0.0
+        for b in names:
+            share = counts.get(b, 0) / total
+            ax.barh(y, share, left=left, color=colors[b])
+            left += share
+    ax.set_yticks(range(len(bars)))
+    ax.set_yticklabels([f"{label} ({fn})" for label, fn, _ in bars], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{report['suite']['name']}: backend mix per call site, {case}", fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[b]) for b in names]
+    ax.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path = out / "backend_mix_sites.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return [path]
+
+
+def plot_profile(data: dict[str, Any], path: Path) -> None:
+    """A profile's latency per backend: p50..p99 as a line, the mean as a dot."""
+    plt = _pyplot()
+    rows = [r for r in data["backends"] if r["latency_ms"]]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * max(len(rows), 1)))
+    labels = [f"{r['function']}/{r['name']}" for r in rows]
+    for y, r in enumerate(rows):
+        lat = r["latency_ms"]
+        ax.plot([lat["p50"], lat["p99"]], [y, y], color="tab:blue", lw=2)
+        ax.scatter([lat["mean"]], [y], color="black", zorder=3)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per call (ms): line p50..p99, dot mean")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+__all__ = ["plot_curves", "plot_fronts", "plot_mix", "plot_profile", "plot_report", "plot_site_mix"]

@@ -17,6 +17,7 @@ whole-frame VQA, one object's crop for verify / classify / crop VQA.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgefmp.backends.base import Backend
-from edgefmp.backends.catalog import BackendSpec, CatalogSpec, load_catalog
+from edgefmp.backends.catalog import BackendSpec, CatalogSpec, CostPrior, load_catalog
 from edgefmp.backends.registry import backend_class
 from edgefmp.cost.meters import EnergyMeter, busy_power_w, select_meter
 from edgefmp.errors import ConfigError
@@ -88,7 +89,8 @@ class BackendProfile:
     best_batch: int | None = None
     throughput_best_per_s: float | None = None
     batch_throughput: dict[str, float] = field(default_factory=dict)
-    peak_rss_mb: float | None = None
+    peak_rss_mb: float | None = None  # the process's peak while this backend was created and run
+    rss_growth_mb: float | None = None  # that peak minus the resident size just before
     gpu_memory_mb: float | None = None
     energy_j_per_call: float | None = None
     energy_source: str = "none"
@@ -109,14 +111,25 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss_mb() -> float | None:
+def _status_mb(field: str) -> float | None:
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return None
+
+
+def _rss_mb() -> float | None:
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float | None:
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     try:
         import resource
 
@@ -146,16 +159,13 @@ def gpu_info() -> dict[str, Any] | None:
                 "memory_used_mb": mem.used / 2**20,
                 "memory_total_mb": mem.total / 2**20,
             }
+            # clocks and throttle reasons are optional: not every GPU (or driver) reports them
             for key, clock in (("sm_clock_mhz", pynvml.NVML_CLOCK_SM), ("mem_clock_mhz", pynvml.NVML_CLOCK_MEM)):
-                try:
+                with contextlib.suppress(Exception):
                     info[key] = int(pynvml.nvmlDeviceGetClockInfo(h, clock))
                     info[key.replace("_mhz", "_max_mhz")] = int(pynvml.nvmlDeviceGetMaxClockInfo(h, clock))
-                except Exception:
-                    pass
-            try:
+            with contextlib.suppress(Exception):
                 info["throttle_reasons"] = int(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h))
-            except Exception:
-                pass
             out.append(info)
         return {"gpus": out}
     finally:
@@ -235,9 +245,11 @@ def profile_backend(
     spec: BackendSpec, request: Request, meter: EnergyMeter, runs: int = 100, warmup: int = 3, batches: bool = True
 ) -> BackendProfile:
     """Measure one backend (see the module docstring); errors become the row's `error`."""
-    prof = BackendProfile(spec.name, spec.function, spec.kind, spec.location or "device", model=spec.model,
-                          params=spec.cost.params)
+    prof = BackendProfile(
+        spec.name, spec.function, spec.kind, spec.location or "device", model=spec.model, params=spec.cost.params
+    )
     reset = _reset_peak_rss()
+    rss_before = _rss_mb()
     gpu_before = _gpu_used_mb()
     backend: Backend | None = None
     try:
@@ -282,6 +294,8 @@ def profile_backend(
         if backend is not None:
             backend.close()
     prof.peak_rss_mb = _peak_rss_mb() if reset else None
+    if prof.peak_rss_mb is not None and rss_before is not None:
+        prof.rss_growth_mb = max(prof.peak_rss_mb - rss_before, 0.0)
     gpu_after = _gpu_used_mb()
     if gpu_before is not None and gpu_after is not None:
         prof.gpu_memory_mb = max(gpu_after - gpu_before, 0.0)
@@ -311,7 +325,7 @@ def specs_from_targets(targets: list[str]) -> tuple[list[BackendSpec], str]:
                 function=manifest.function,
                 model=str(p.resolve()),
                 base_dir=str(p.resolve().parent),
-                cost={"params": manifest.params} if manifest.params else {},
+                cost=CostPrior(params=manifest.params),
             )
         )
     return specs, ", ".join(str(p) for p in paths)

@@ -162,8 +162,12 @@ def _headline(report: dict[str, Any], rows: list[CaseSummary], largest: CaseSumm
     if largest is None or not largest.ok:
         head["error"] = "always-largest did not complete; nothing to compare against"
         return head
-    head["largest"] = {"metric": largest.metric, "latency_ms": largest.latency_ms, "energy_j": largest.energy_j,
-                       "params_m": largest.params_m}
+    head["largest"] = {
+        "metric": largest.metric,
+        "latency_ms": largest.latency_ms,
+        "energy_j": largest.energy_j,
+        "params_m": largest.params_m,
+    }
     sav = {s["family"]: s for s in report.get("savings", [])}
     ad = sav.get("adaptive")
     if ad is not None:
@@ -187,7 +191,10 @@ def _headline(report: dict[str, Any], rows: list[CaseSummary], largest: CaseSumm
             head["vs_routing_min_delta_points"] = min((d for d in deltas if d is not None), default=None)
             head["vs_routing_holds_5"] = all(d is not None and d >= 5 for d in deltas)
     settle = {c: f for c, f in report["settle_frame"].items() if c.startswith("adaptive")}
+    n_frames = max((int(v.get("frames", 0)) for v in report["streams"].values() if v), default=0)
     head["adaptive_settle_frame"] = settle
+    # A curve that only meets its final value in its last window has not shown it settled.
+    head["adaptive_settled_within_300"] = {c: f is not None and f <= 300 and f < n_frames for c, f in settle.items()}
     head["overhead_ratio"] = {r.case: r.overhead_ratio for r in rows if r.family in ("adaptive", "static")}
     return head
 
@@ -224,7 +231,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Costs are means per frame; latency and energy include the router's own time. Savings are against "
         f"always-largest (`{LARGEST}`). Params = the paper's proxy (millions of parameters called per frame).",
         "",
-        f"| case | {metric} | lat ms | router ms | energy J | net B | params M | lat saved | energy saved | overhead | notes |",
+        f"| case | {metric} | lat ms | router ms | energy J | net B | params M | lat saved | energy saved "
+        "| overhead | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
@@ -257,19 +265,34 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"Best static assignment per query in hindsight (within tolerance): {metric} {_fmt(oracle['metric'])}, "
-            f"{_fmt(oracle['latency_ms'])} ms, {_fmt(oracle['energy_j'])} J, {_fmt(oracle['params_m'])} M params per frame.",
+            f"{_fmt(oracle['latency_ms'])} ms, {_fmt(oracle['energy_j'])} J, "
+            f"{_fmt(oracle['params_m'])} M params per frame.",
         ]
     hv = report.get("hypervolume")
     if hv:
-        lines += ["", "## Hypervolume", "", "Cost normalised by always-largest's; reference (1.1, 0); higher is better.", ""]
+        lines += [
+            "",
+            "## Hypervolume",
+            "",
+            "Cost normalised by always-largest's; reference (1.1, 0); higher is better.",
+            "",
+        ]
         costs = [c for c in COSTS if any(c in v for v in hv.values())]
         lines += ["| family | " + " | ".join(costs) + " |", "|---" * (len(costs) + 1) + "|"]
         for fam, v in hv.items():
             lines.append(f"| {fam} | " + " | ".join(_fmt(v.get(c)) for c in costs) + " |")
     lines += _comparison_lines(report)
-    lines += ["", "## Learning", "", "Frame from which the windowed metric (100 frames, pooled over queries) stays within "
-              "1 point of its final value:", ""]
-    lines += [f"- {c}: {f if f is not None else '-'}" for c, f in report["settle_frame"].items() if not c.startswith("static")]
+    lines += [
+        "",
+        "## Learning",
+        "",
+        "Frame from which the windowed metric (100 frames, pooled over queries) stays within "
+        "1 point of its final value:",
+        "",
+    ]
+    lines += [
+        f"- {c}: {f if f is not None else '-'}" for c, f in report["settle_frame"].items() if not c.startswith("static")
+    ]
     if report["query_errors"]:
         lines += ["", "## Query errors", ""] + [f"- {q}: {e}" for q, e in report["query_errors"].items()]
     return "\n".join(lines) + "\n"
@@ -279,10 +302,15 @@ def _comparison_lines(report: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, comp in report.get("comparisons", {}).items():
         other = key.split("_vs_")[1]
-        out += ["", f"## adaptive against {other}", "",
-                f"For each {other} case: the most accurate adaptive case at no more latency (router included).", "",
-                f"| {other} case | metric | lat ms | best adaptive at <= lat | its metric | delta (points) | dominated |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            f"## adaptive against {other}",
+            "",
+            f"For each {other} case: the most accurate adaptive case at no more latency (router included).",
+            "",
+            f"| {other} case | metric | lat ms | best adaptive at <= lat | its metric | delta (points) | dominated |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for x in comp["latency_ms"]:
             if "error" in x:
                 out.append(f"| {x['case']} | error: {x['error'][:80]} | | | | | |")
@@ -301,7 +329,10 @@ def write_report(report: dict[str, Any], out_dir: str | Path, plots: bool = True
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the results folder {out}: {exc.strerror or exc}") from exc
-    written = [_atomic(out / "results.json", json.dumps(report, indent=1) + "\n"), _atomic(out / "results.md", markdown(report))]
+    written = [
+        _atomic(out / "results.json", json.dumps(report, indent=1) + "\n"),
+        _atomic(out / "results.md", markdown(report)),
+    ]
     if plots:
         from edgefmp.bench.plots import plot_report
 

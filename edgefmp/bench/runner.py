@@ -122,8 +122,7 @@ def _parallel(
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         queue = manager.Queue() if on_progress is not None else None
-        stop = threading.Event()
-        drain = threading.Thread(target=_drain, args=(queue, on_progress, stop), daemon=True)
+        drain = threading.Thread(target=_drain, args=(queue, on_progress), daemon=True)
         if queue is not None:
             drain.start()
         try:
@@ -133,7 +132,6 @@ def _parallel(
                 ]
                 results = [_collect(t, f) for t, f in futures]
         finally:
-            stop.set()
             if queue is not None:
                 queue.put(None)
                 drain.join(timeout=5)
@@ -148,7 +146,8 @@ def _collect(task: QueryTask, future: Future[QueryResult]) -> QueryResult:
         return QueryResult(task.query_id, error=f"worker failed: {type(exc).__name__}: {exc}")
 
 
-def _drain(queue: Any, on_progress: Callable[[dict[str, Any]], None] | None, stop: threading.Event) -> None:
+def _drain(queue: Any, on_progress: Callable[[dict[str, Any]], None] | None) -> None:
+    """Hand progress events to the callback until the None sentinel (or the manager) ends it."""
     while True:
         try:
             event = queue.get()

@@ -99,9 +99,7 @@ class ShapeIndex:
     def draw(self, attr: Attr, rng: np.random.Generator) -> ShapeSample:
         options = self.by_attr.get((attr.shape, attr.color))
         if not options:
-            raise ConfigError(
-                f"the shape pool has no {attr.color} {attr.shape}; raise images.limit (or remove it)"
-            )
+            raise ConfigError(f"the shape pool has no {attr.color} {attr.shape}; raise images.limit (or remove it)")
         return options[int(rng.integers(len(options)))]
 
 
@@ -224,9 +222,7 @@ def _objects(placed: Sequence[Placement]) -> list[SceneObject]:
     return [p.to_object() for p in placed]
 
 
-def _frame_objects(
-    composer: _Composer, kind: str, rng: np.random.Generator, where: str
-) -> tuple[list[Placement], Any]:
+def _frame_objects(composer: _Composer, kind: str, rng: np.random.Generator, where: str) -> tuple[list[Placement], Any]:
     """Placements and label of one frame of `kind` (positive, lookalike or negative)."""
     logic = composer.logic
     lo, hi = composer.scene.objects
@@ -261,7 +257,11 @@ def _frame_objects(
                 continue
             objs = _objects(changed)
             new_label = logic.truth(objs)
-            if new_label != label and logic.valid(objs, min_gap) and (logic.open_answer or not logic.is_positive(new_label)):
+            if (
+                new_label != label
+                and logic.valid(objs, min_gap)
+                and (logic.open_answer or not logic.is_positive(new_label))
+            ):
                 return changed, new_label
     raise ConfigError(
         f"{where}: could not compose a {kind} frame in {_ATTEMPTS} tries; the task may be impossible "
@@ -308,9 +308,7 @@ def build_stream(
         kind, sev = plan[i]
         if kind is not None:
             image = corrupt(image, kind, sev, rng)
-        frames.append(
-            StreamFrame(i, f"{query.id}:{i:05d}", image, label, kinds[i], _objects(placed), kind, sev)
-        )
+        frames.append(StreamFrame(i, f"{query.id}:{i:05d}", image, label, kinds[i], _objects(placed), kind, sev))
     log.debug("stream %s: %d frames, %d positives", query.id, n, sum(f.kind == "positive" for f in frames))
     return Stream(query, seed, frames)
 

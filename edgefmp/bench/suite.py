@@ -277,7 +277,8 @@ class QuerySpec(_Strict):
             allowed = BINARY_TASKS if self.answer == "binary" else OPEN_TASKS
             if self.task.kind not in allowed:
                 raise ValueError(
-                    f"task {self.task.kind!r} has no {self.answer} answer; {self.answer} tasks: {', '.join(sorted(allowed))}"
+                    f"task {self.task.kind!r} has no {self.answer} answer; "
+                    f"{self.answer} tasks: {', '.join(sorted(allowed))}"
                 )
         return self
 
@@ -384,7 +385,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def parse_suite(data: Any, source: str, base_dir: Path, text: str = "", check_programs: bool = True) -> Suite:
     """Validate a suite mapping; `source` names it in errors (`binary.yaml: queries[3].task: ...`)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping with 'name:', 'seed:' and 'queries:', got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping with 'name:', 'seed:' and 'queries:', got {type(data).__name__}"
+        )
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:

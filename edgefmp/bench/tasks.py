@@ -167,7 +167,11 @@ class CountLogic(TaskLogic):
         if self.open_answer:
             return []
         # A count question's natural negatives are near misses in number, not empty frames.
-        k = int(rng.integers(0, self.task.n)) if self.task.op == "ge" else int(rng.choice([self.task.n - 1, self.task.n + 1]))
+        k = (
+            int(rng.integers(0, self.task.n))
+            if self.task.op == "ge"
+            else int(rng.choice([self.task.n - 1, self.task.n + 1]))
+        )
         return [fill(self.spec, rng) for _ in range(max(0, k))]
 
     def filler_ok(self, attr: Attr) -> bool:

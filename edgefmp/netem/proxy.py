@@ -22,6 +22,7 @@ connection and joins the proxy's one thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -84,10 +85,8 @@ class _Connection:
                 continue
             sock = writer.get_extra_info("socket")
             if rst and sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                except OSError:
-                    pass
             writer.transport.abort()
 
 
@@ -152,10 +151,8 @@ class ShapingProxy:
         """Close the listener and every connection; join the thread. Idempotent."""
         loop, event = self._loop, self._stop_event
         if loop is not None and event is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
                 loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # the loop closed in between
-                pass
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():

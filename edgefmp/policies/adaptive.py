@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,13 +50,13 @@ import numpy as np
 
 from edgefmp.errors import PolicyError
 from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy, SiteInfo
-from edgefmp.policies.budgets import N_RESOURCES, DualBudgets, Targets, cost_tuple, cost_vector
+from edgefmp.policies.budgets import N_RESOURCES, DualBudgets, Targets, cost_vector
 from edgefmp.policies.context import (
     CONTEXT_DIM,
     CONTEXT_VERSION,
     PRESSURE_KEY,
     FrameMemory,
-    context_features,
+    context_values,
 )
 from edgefmp.trace import Cost, Trace
 
@@ -109,49 +110,66 @@ class AdaptiveConfig:
 class _SiteModel:
     """The arrays of one call site: K backends, d features, R cost resources.
 
-    `w` (d, K + K*R) stacks the accuracy weights and the cost weights so that choosing costs
-    one vector-matrix product; it is derived from `theta` and `ctheta` and kept in step.
+    Choosing reads everything it needs from one matrix `wa` (d, K + K*R + K*d): the
+    accuracy weights, the cost weights and the K inverse precision matrices side by side, so
+    `x @ wa` gives in one product the K accuracy means, the K*R cost predictions and the K
+    vectors x^T A_k^-1 whose dot with x is the posterior variance. `theta`, `ctheta` and
+    `a_inv` are views into `wa` (no copies to keep in step); the saved state holds them as
+    separate arrays, as before. `buf` and `y` are scratch space, so a policy must not be
+    called from two threads at once (the runtime holds `executor.policy_lock`).
     """
 
     def __init__(self, site: SiteInfo, cfg: AdaptiveConfig) -> None:
-        k, d = len(site.backends), CONTEXT_DIM
+        k, d, r = len(site.backends), CONTEXT_DIM, N_RESOURCES
         if k == 0:
             raise PolicyError(f"adaptive: site {site.site_id} has no backends")
         self.info = site
         self.k = k
         self.names = tuple(b.name for b in site.backends)
         self.remote = np.array([b.location == "remote" for b in site.backends])
-        self.a_inv = np.repeat(np.eye(d)[None] / cfg.prior_precision, k, axis=0)
+        self.off = k + k * r  # column where the a_inv blocks start in wa
+        self.wa = np.zeros((d, self.off + k * d))
+        self.theta = self.wa[:, :k].T  # (k, d) view
+        self.ctheta = self.wa[:, k : self.off].reshape(d, k, r).transpose(1, 0, 2)  # (k, d, r) view
+        self.a_inv = self.wa[:, self.off :].reshape(d, k, d).transpose(1, 0, 2)  # (k, d, d) view
+        assert all(np.shares_memory(v, self.wa) for v in (self.theta, self.ctheta, self.a_inv))
+        self.a_inv[...] = np.eye(d) / cfg.prior_precision
         self.b = np.zeros((k, d))
-        self.theta = np.zeros((k, d))
         self.n_acc = np.zeros(k)
         self.c_inv = np.repeat(np.eye(d)[None] / cfg.cost_prior_strength, k, axis=0)
-        self.cb = np.zeros((k, d, N_RESOURCES))
-        self.ctheta = np.zeros((k, d, N_RESOURCES))
+        self.cb = np.zeros((k, d, r))
         self.n_cost = np.zeros(k)
-        self.cost_prior = np.zeros((k, N_RESOURCES))
+        self.cost_prior = np.zeros((k, r))
         for i, backend in enumerate(site.backends):
             if backend.prior is not None:
                 self.cost_prior[i] = cost_vector(backend.prior)
+        self.buf = np.empty((d, d))  # scratch for the rank-1 updates
+        self.y = np.empty(self.off + k * d)  # x @ wa, written in place by choose
         self.refresh()
 
     def refresh(self) -> None:
-        """Rebuild the derived arrays from the learned ones."""
-        k, d = self.k, CONTEXT_DIM
-        self.w = np.empty((d, k + k * N_RESOURCES))
-        self.w[:, :k] = self.theta.T
-        self.w[:, k:] = self.ctheta.transpose(1, 0, 2).reshape(d, k * N_RESOURCES)
+        """Rebuild the derived plain-Python lists and per-backend views (numpy indexing
+        costs a fraction of a microsecond per view, several times per call)."""
+        k = self.k
+        self.y_head = self.y[: self.off]
+        self.y_quad = self.y[self.off :].reshape(k, CONTEXT_DIM)
+        self.a_rows = list(self.a_inv)
+        self.b_rows = list(self.b)
+        self.theta_rows = list(self.theta)
+        self.c_rows = list(self.c_inv)
+        self.cb_rows = list(self.cb)
+        self.ctheta_rows = list(self.ctheta)
         self.remote_list = [bool(r) for r in self.remote]
+        self.all_allowed = [True] * self.k
+        self.local_allowed = [not r for r in self.remote_list]
         self.prior_flat = self.cost_prior.reshape(-1).tolist()
+        self.prior_rows = self.cost_prior.tolist()
 
     def set_theta(self, i: int) -> None:
-        np.matmul(self.a_inv[i], self.b[i], out=self.theta[i])
-        self.w[:, i] = self.theta[i]
+        np.matmul(self.a_rows[i], self.b_rows[i], out=self.theta_rows[i])
 
     def set_ctheta(self, i: int) -> None:
-        np.matmul(self.c_inv[i], self.cb[i], out=self.ctheta[i])
-        r = N_RESOURCES
-        self.w[:, self.k + i * r : self.k + (i + 1) * r] = self.ctheta[i]
+        np.matmul(self.c_rows[i], self.cb_rows[i], out=self.ctheta_rows[i])
 
     def arrays(self) -> dict[str, Any]:
         return {
@@ -171,31 +189,38 @@ class _SiteModel:
     def load(self, state: dict[str, Any], where: str) -> None:
         for key in ("a_inv", "b", "theta", "n_acc", "c_inv", "cb", "ctheta", "n_cost", "cost_prior"):
             arr = np.asarray(state[key], dtype=np.float64)
-            if arr.shape != getattr(self, key).shape:
-                raise PolicyError(f"{where}.{key}: shape {arr.shape}, expected {getattr(self, key).shape}")
-            setattr(self, key, arr.copy())
+            current = getattr(self, key)
+            if arr.shape != current.shape:
+                raise PolicyError(f"{where}.{key}: shape {arr.shape}, expected {current.shape}")
+            current[...] = arr  # in place: theta, ctheta and a_inv are views into wa
         self.refresh()
 
     def nbytes(self) -> int:
-        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray) and v.base is None)
 
 
-def _sherman_morrison(inv: np.ndarray, x: np.ndarray) -> None:
-    """In place: inv <- (inv^-1 + x x^T)^-1, O(d^2) and no inversion."""
+def _sherman_morrison(inv: np.ndarray, x: np.ndarray, buf: np.ndarray | None = None) -> None:
+    """In place: inv <- (inv^-1 + x x^T)^-1, O(d^2) and no inversion; `buf` (d, d) scratch."""
     v = inv @ x
-    inv -= (v[:, None] * v) * (1.0 / (1.0 + float(x @ v)))
+    outer = np.multiply.outer(v, v, out=buf)
+    outer *= 1.0 / (1.0 + float(x @ v))
+    inv -= outer
 
 
 def _frame_cost(trace: Trace) -> list[float]:
     """A frame's total cost in RESOURCES order, failed attempts included (= trace.cost)."""
-    total = [0.0, 0.0, 0.0]
+    t0 = t1 = t2 = 0.0
     for call in trace.calls:
-        for cost in (call.cost, *(a.cost for a in call.attempts)):
-            c = cost_tuple(cost)
-            total[0] += c[0]
-            total[1] += c[1]
-            total[2] += c[2]
-    return total
+        cost = call.cost
+        t0 += float(cost.latency_ms)
+        t1 += float(cost.energy_j)
+        t2 += float(cost.bytes_up + cost.bytes_down)
+        for attempt in call.attempts:
+            cost = attempt.cost
+            t0 += float(cost.latency_ms)
+            t1 += float(cost.energy_j)
+            t2 += float(cost.bytes_up + cost.bytes_down)
+    return [t0, t1, t2]
 
 
 class AdaptivePolicy(Policy):
@@ -255,12 +280,15 @@ class AdaptivePolicy(Policy):
         return model
 
     def _allowed(self, site: SiteInfo, model: _SiteModel, available: list[bool]) -> list[bool]:
+        """The mask of backends this call may use (a list the caller must not modify)."""
         if len(available) != model.k:
             raise PolicyError(
                 f"adaptive: site {site.site_id} has {model.k} backends but the "
                 f"availability mask has {len(available)} entries"
             )
-        if site.local_only:
+        if all(available):
+            allowed = model.local_allowed if site.local_only else model.all_allowed
+        elif site.local_only:
             allowed = [bool(a) and not r for a, r in zip(available, model.remote_list, strict=True)]
         else:
             allowed = [bool(a) for a in available]
@@ -272,20 +300,23 @@ class AdaptivePolicy(Policy):
     def _scores(self, model: _SiteModel, x: np.ndarray) -> tuple[list[float], list[float], list[float]]:
         """Per backend: posterior mean accuracy, its posterior sd, and the cost penalty.
 
-        Two small matrix products in numpy; the K-sized arithmetic in plain floats, which
-        is faster than numpy calls on 3-element vectors.
+        Two small matrix products in numpy (`x @ wa`, then the K quadratic forms); the
+        K-sized arithmetic in plain floats, which is faster than numpy calls on 3-element
+        vectors.
         """
         cfg = self.config
-        k, r = model.k, N_RESOURCES
-        out = (x @ model.w).tolist()
-        var = ((model.a_inv @ x) @ x).tolist()
-        prior = model.prior_flat
-        cost = [max(out[k + j] + prior[j], 0.0) for j in range(k * r)]
-        prices = self.budgets.prices(cost[(k - 1) * r : k * r])
-        mean = [cfg.prior_mean + out[i] for i in range(k)]
-        sd = [cfg.noise * math.sqrt(v) if v > 0.0 else 0.0 for v in var]
-        p0, p1, p2 = prices  # RESOURCES: latency_ms, energy_j, bytes
-        penalty = [cost[i * r] * p0 + cost[i * r + 1] * p1 + cost[i * r + 2] * p2 for i in range(k)]
+        k = model.k
+        np.matmul(x, model.wa, out=model.y)
+        out = model.y_head.tolist()
+        var = (model.y_quad @ x).tolist()
+        cost = [0.0 if c < 0.0 else c for c in map(operator.add, out[k:], model.prior_flat)]  # = max(c, 0.0)
+        r = N_RESOURCES
+        p0, p1, p2 = self.budgets.prices(cost[(k - 1) * r : k * r])  # RESOURCES: latency_ms, energy_j, bytes
+        pm, noise = cfg.prior_mean, cfg.noise
+        mean = [pm + o for o in out[:k]]
+        sd = [noise * math.sqrt(v) if v > 0.0 else 0.0 for v in var]
+        it = iter(cost)
+        penalty = [c0 * p0 + c1 * p1 + c2 * p2 for c0, c1, c2 in zip(it, it, it, strict=True)]
         return mean, sd, penalty
 
     def _draw(
@@ -301,19 +332,22 @@ class AdaptivePolicy(Policy):
             scores[:, [not ok for ok in allowed]] = -np.inf
         return scores.argmax(axis=1).tolist()  # type: ignore[no-any-return]
 
-    def features(self, site: SiteInfo, context: DecisionContext) -> np.ndarray:
-        """The context vector this policy decides on (motion memory and pressure filled in)."""
+    def _feature_values(self, site: SiteInfo, context: DecisionContext) -> list[float]:
         self._memory.prepare(context)
         context.cache[PRESSURE_KEY] = self.budgets.pressure()
-        x = context_features(site, context)
+        values = context_values(site, context)
         self._memory.remember(context)
-        return x
+        return values
+
+    def features(self, site: SiteInfo, context: DecisionContext) -> np.ndarray:
+        """The context vector this policy decides on (motion memory and pressure filled in)."""
+        return np.array(self._feature_values(site, context), dtype=np.float64)
 
     def choose(self, site: SiteInfo, context: DecisionContext) -> Decision:
         model = self._site(site)
         allowed = self._allowed(site, model, context.available)
-        x = self.features(site, context)
-        mean, sd, penalty = self._scores(model, x)
+        values = self._feature_values(site, context)
+        mean, sd, penalty = self._scores(model, np.array(values, dtype=np.float64))
         m = self.config.propensity_samples
         winners = self._draw(mean, sd, penalty, allowed, m + 1)
         eps = self.config.epsilon
@@ -326,7 +360,7 @@ class AdaptivePolicy(Policy):
         propensity = (1.0 - eps) * p_ts + eps / sum(allowed)
         if self.targets.accuracy_gap is not None:
             self._note_gap(context.frame.frame_id, mean, sd, index)
-        return Decision(index=index, propensity=min(propensity, 1.0), features=tuple(x.tolist()))
+        return Decision(index=index, propensity=min(propensity, 1.0), features=tuple(values))
 
     def probabilities(
         self, site: SiteInfo, features: np.ndarray, available: list[bool] | None = None, samples: int = 2000
@@ -362,14 +396,15 @@ class AdaptivePolicy(Policy):
 
     def _records(self, trace: Trace) -> list[tuple[_SiteModel, int, np.ndarray, Cost]]:
         out = []
+        sites = self.sites
         for call in trace.calls:
-            model = self.sites.get(call.site)
+            model = sites.get(call.site)
             k = call.backend_index
             if model is None or k is None or call.features is None or call.error is not None:
                 self.skipped_updates += 1
                 continue
             x = np.asarray(call.features, dtype=np.float64)
-            if x.shape != (CONTEXT_DIM,) or not 0 <= k < len(model.names):
+            if x.shape != (CONTEXT_DIM,) or not 0 <= k < model.k:
                 self.skipped_updates += 1
                 continue
             out.append((model, k, x, call.cost))
@@ -387,12 +422,15 @@ class AdaptivePolicy(Policy):
         if len(self._observed) > _MAX_REMEMBERED_FRAMES:
             self._observed.popitem(last=False)
         for model, k, x, cost in records:
-            c = np.array(cost_tuple(cost))
-            c -= model.cost_prior[k]
-            inv = model.c_inv[k]
-            _sherman_morrison(inv, x)
-            cb = model.cb[k]
-            cb += x[:, None] * c
+            p0, p1, p2 = model.prior_rows[k]
+            residual = (
+                float(cost.latency_ms) - p0,
+                float(cost.energy_j) - p1,
+                float(cost.bytes_up + cost.bytes_down) - p2,
+            )
+            _sherman_morrison(model.c_rows[k], x, model.buf)
+            cb = model.cb_rows[k]
+            cb += np.multiply.outer(x, residual)
             model.set_ctheta(k)
             model.n_cost[k] += 1
         gap = min(self._frame_gap.pop(trace.frame_id, 0.0), 1.0) if self._frame_gap else 0.0
@@ -409,11 +447,11 @@ class AdaptivePolicy(Policy):
             y = 1.0 if reward > 0 else 0.0
         else:
             y = max(-1.0, min(1.0, reward / cfg.reward_scale))
+        delta = y - cfg.prior_mean
         for model, k, x, _ in records:
-            inv = model.a_inv[k]
-            _sherman_morrison(inv, x)
-            b = model.b[k]
-            b += (y - cfg.prior_mean) * x
+            _sherman_morrison(model.a_rows[k], x, model.buf)
+            b = model.b_rows[k]
+            b += delta * x
             model.set_theta(k)
             model.n_acc[k] += 1
 

@@ -32,7 +32,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -143,6 +143,15 @@ class _Emitter:
             hooks.save_state()
 
 
+def _notify(inbox: queue.Queue[tuple[str, Any, float]], seq: int) -> Callable[[Future[Trace]], None]:
+    """A done-callback (run in the worker) that tells the calling thread frame `seq` finished."""
+
+    def done(_future: Future[Trace]) -> None:
+        inbox.put(("done", seq, 0.0))
+
+    return done
+
+
 def _trace_of(job: _InFlight) -> Trace:
     """The frame's trace; a crash in the executor (a bug) still yields a trace, not a lost frame."""
     try:
@@ -194,7 +203,7 @@ def run_stream_overlapped(
                 future = pool.submit(executor.run_frame, payload, seq)
                 jobs[seq] = _InFlight(seq, payload, future, read_at)
                 outbox.append(("frame", seq))
-                future.add_done_callback(lambda _f, s=seq: inbox.put(("done", s, 0.0)))
+                future.add_done_callback(_notify(inbox, seq))
                 seq += 1
             elif kind == "event":
                 if mode == "frame" and outbox:

@@ -2,7 +2,8 @@
 
 `build_request` turns named fields (labels, subject, property, question, options, prompt) and
 an image into the function's request type; `call_backend` runs it and maps backend failures
-to HTTP statuses (503 unavailable, 422 cannot answer this input); `result_tensors` and
+to HTTP statuses (503 unavailable, 422 cannot answer this input; any other exception is a
+bug of the backend and answers 500); `result_tensors` and
 `result_text` write the result in each protocol's form. The KServe names and shapes match what
 RemoteBackend sends and reads (docs/REMOTE.md), so an edge device can use this server as its
 remote tier.
@@ -14,6 +15,7 @@ import json
 import logging
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edgefmp.backends.base import Backend
@@ -97,9 +99,11 @@ def call_backend(backend: Backend, request: Request, model: str) -> Result:
     except (BackendTimeout, BackendUnavailable) as exc:
         log.warning("model %s: backend %s unavailable: %s", model, backend.name, exc)
         raise RequestRejected(503, f"model {model!r}: backend {backend.name!r} is unavailable now: {exc}") from exc
-    except BackendError as exc:
+    except (BackendError, ValueError, cv2.error) as exc:  # this input: odd sizes, unknown words...
         log.info("model %s: backend %s could not answer: %s", model, backend.name, exc)
-        raise RequestRejected(422, f"model {model!r} could not answer this {request.function!r} request: {exc}") from exc
+        raise RequestRejected(
+            422, f"model {model!r} could not answer this {request.function!r} request: {exc}"
+        ) from exc
 
 
 def _text_tensor(name: str, values: list[str]) -> Tensor:
@@ -139,7 +143,7 @@ def result_text(result: Result) -> str:
         return json.dumps(
             [
                 {"label": lab, "box": [round(float(v), 2) for v in box], "score": round(float(s), 4)}
-                for box, s, lab in zip(result.boxes, result.scores, result.labels)
+                for box, s, lab in zip(result.boxes, result.scores, result.labels, strict=True)
             ]
         )
     raise RequestRejected(500, f"unexpected result type {type(result).__name__}")

@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         catalog: Annotated[Path, typer.Argument(help="catalog YAML whose backends to serve")],
-        host: Annotated[str, typer.Option(help="address to listen on; 0.0.0.0 exposes the server to the network")] = "127.0.0.1",
+        host: Annotated[
+            str, typer.Option(help="address to listen on; 0.0.0.0 exposes the server to the network")
+        ] = "127.0.0.1",
         port: Annotated[int, typer.Option(min=0, max=65535, help="port (0 = any free port, printed at start)")] = 8000,
         token_env: Annotated[
             str | None, typer.Option(help="NAME of an environment variable holding the bearer token clients must send")
@@ -31,7 +33,9 @@ def register(app: typer.Typer) -> None:
         default_model: Annotated[
             str, typer.Option(help="model name that routes each function to the catalog's most capable backend")
         ] = DEFAULT_MODEL,
-        log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug")] = "warning",
+        log_level: Annotated[
+            str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug")
+        ] = "warning",
     ) -> None:
         """Serve a catalog's backends: KServe v2 REST, OpenAI-compatible chat, Prometheus /metrics."""
         from edgefmp.backends.catalog import Catalog, load_catalog

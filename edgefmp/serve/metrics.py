@@ -88,7 +88,7 @@ class Metrics:
         for (endpoint, model), hist in sorted(latency.items()):
             base = _labels(endpoint=endpoint, model=model)
             cumulative = 0
-            for bound, count in zip((*BUCKETS, float("inf")), hist.counts):
+            for bound, count in zip((*BUCKETS, float("inf")), hist.counts, strict=True):
                 cumulative += count
                 le = "+Inf" if bound == float("inf") else repr(bound)
                 lines.append(f'{PREFIX}_request_duration_seconds_bucket{{{base},le="{le}"}} {cumulative}')

@@ -10,6 +10,7 @@ process. The child prints its address when it listens; `start()` waits for that 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import re
@@ -121,10 +122,8 @@ class ServeProcess:
         self.resume()
         if self._proc.poll() is None:
             self._proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill()
 
     def restart(self) -> ServeProcess:

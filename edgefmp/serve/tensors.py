@@ -118,8 +118,10 @@ def _json_tensor(raw: dict[str, Any], name: str, datatype: str, shape: list[int]
     try:
         array = np.asarray(flat, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
-        info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
-        limits = f" in [{info.min}, {info.max}]" if info is not None else ""
+        limits = ""
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(np.dtype(dtype))
+            limits = f" in [{info.min}, {info.max}]"
         raise bad_request(f"input {name!r}: {datatype} data must be numbers{limits} ({exc})", name) from exc
     return Tensor(name, datatype, shape, array.reshape(shape))
 
@@ -146,6 +148,11 @@ def _binary_tensor(name: str, datatype: str, shape: list[int], blob: bytes) -> T
             f"input {name!r}: shape {shape} of {datatype} needs {n * dtype.itemsize} bytes, got {len(blob)}", name
         )
     return Tensor(name, datatype, shape, np.frombuffer(blob, dtype=dtype.newbyteorder("<")).reshape(shape))
+
+
+def _params(obj: dict[str, Any]) -> dict[str, Any]:
+    value = obj.get("parameters")
+    return value if isinstance(value, dict) else {}
 
 
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -175,8 +182,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         if datatype not in DATATYPES:
             raise bad_request(f"input {name!r}: unknown datatype {datatype!r}; available: {', '.join(DATATYPES)}", name)
         shape = _shape(raw.get("shape"), name)
-        params = raw.get("parameters") or {}
-        binary_size = params.get("binary_data_size") if isinstance(params, dict) else None
+        binary_size = _params(raw).get("binary_data_size")
         if binary_size is not None:
             if not isinstance(binary_size, int) or binary_size < 0 or offset + binary_size > len(blob):
                 raise bad_request(f"input {name!r}: binary_data_size {binary_size!r} does not fit the body", name)
@@ -187,7 +193,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         if name in inputs:
             raise bad_request(f"input {name!r} is given twice", name)
         inputs[name] = tensor
-    params = doc.get("parameters") if isinstance(doc.get("parameters"), dict) else {}
+    params = _params(doc)
     binary_default = bool(params.get("binary_data_output", False))
     outputs: list[str] | None = None
     binary: set[str] = set()
@@ -199,8 +205,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
             if not isinstance(out, dict) or not isinstance(out.get("name"), str):
                 raise bad_request(f"outputs[{j}]: expected an object with a string 'name'", f"outputs[{j}]")
             outputs.append(out["name"])
-            out_params = out.get("parameters") if isinstance(out.get("parameters"), dict) else {}
-            if out_params.get("binary_data", binary_default):
+            if _params(out).get("binary_data", binary_default):
                 binary.add(out["name"])
     request_id = doc.get("id")
     return InferRequest(

@@ -27,12 +27,20 @@ def tiny_suite_data(frames: int = 12, **overrides: Any) -> dict[str, Any]:
         ],
         "defaults": {"frames": frames, "positives": 0.25, "lookalikes": 0.5},
         "queries": [
-            {"id": "red-circle", "question": "Is there a red circle?",
-             "program": str(PROGRAMS / "verify_brown_circle.py"),
-             "task": {"kind": "exists", "object": {"color": "red", "shape": "circle"}}},
-            {"id": "color-triangle", "question": "What color is the triangle?", "answer": "open",
-             "program": str(PROGRAMS / "color_of_triangle.py"), "positives": 0.5,
-             "task": {"kind": "attribute", "subject": {"shape": "triangle"}, "ask": "color"}},
+            {
+                "id": "red-circle",
+                "question": "Is there a red circle?",
+                "program": str(PROGRAMS / "verify_brown_circle.py"),
+                "task": {"kind": "exists", "object": {"color": "red", "shape": "circle"}},
+            },
+            {
+                "id": "color-triangle",
+                "question": "What color is the triangle?",
+                "answer": "open",
+                "program": str(PROGRAMS / "color_of_triangle.py"),
+                "positives": 0.5,
+                "task": {"kind": "attribute", "subject": {"shape": "triangle"}, "ask": "color"},
+            },
         ],
     }
     data.update(overrides)

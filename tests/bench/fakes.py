@@ -32,12 +32,16 @@ def _h(request: Request, salt: str) -> int:
 def _detector(salt: str, every: int) -> Any:
     def detect(request: Request) -> Detections:
         labels = getattr(request, "labels", ("x",))
-        image = getattr(request, "image")
+        image = request.image
         hits = _h(request, salt) % every == 0
         h, w = image.shape[:2]
         boxes = np.array([[w * 0.1, h * 0.2, w * 0.4, h * 0.6]], np.float32) if hits else np.zeros((0, 4), np.float32)
-        return Detections(boxes=boxes, scores=np.full(len(boxes), 0.8, np.float32), labels=[labels[0]] * len(boxes),
-                          confidence=0.8 if hits else 0.3)
+        return Detections(
+            boxes=boxes,
+            scores=np.full(len(boxes), 0.8, np.float32),
+            labels=[labels[0]] * len(boxes),
+            confidence=0.8 if hits else 0.3,
+        )
 
     return detect
 
@@ -71,12 +75,18 @@ def catalog() -> Catalog:
     b = CallableBackend.wrap
     return Catalog.from_backends(
         {
-            "detect": [b("det-s", "detect", _detector("s", 3), cost={"params": 1e5}),
-                       b("det-l", "detect", _detector("l", 2), cost={"params": 4e6})],
-            "verify": [b("ver-s", "verify", _verifier("s"), cost={"params": 5e4}),
-                       b("ver-l", "verify", _verifier("l"), cost={"params": 2e6})],
-            "vqa": [b("vqa-s", "vqa", _broken, cost={"params": 1e5}),
-                    b("vqa-l", "vqa", _vqa("l"), cost={"params": 8e6})],
+            "detect": [
+                b("det-s", "detect", _detector("s", 3), cost={"params": 1e5}),
+                b("det-l", "detect", _detector("l", 2), cost={"params": 4e6}),
+            ],
+            "verify": [
+                b("ver-s", "verify", _verifier("s"), cost={"params": 5e4}),
+                b("ver-l", "verify", _verifier("l"), cost={"params": 2e6}),
+            ],
+            "vqa": [
+                b("vqa-s", "vqa", _broken, cost={"params": 1e5}),
+                b("vqa-l", "vqa", _vqa("l"), cost={"params": 8e6}),
+            ],
             "classify": [b("cls-s", "classify", _classify, cost={"params": 1e4})],
         },
         name="fake",

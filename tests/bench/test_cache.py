@@ -10,7 +10,7 @@ from edgefmp.bench.cache import CachedExecutor, CallCache, request_key
 from edgefmp.frame import Frame
 from edgefmp.policies import create
 from edgefmp.program import compile_program
-from edgefmp.results import DetectRequest, Detections, Verdict, VerifyRequest
+from edgefmp.results import Detections, DetectRequest, Verdict, VerifyRequest
 
 IMG = np.zeros((32, 32, 3), np.uint8)
 
@@ -23,7 +23,9 @@ def test_keys_depend_on_backend_pixels_and_arguments() -> None:
     assert base != request_key("b", DetectRequest(IMG, ("red circle",)))
     assert base != request_key("a", DetectRequest(other, ("red circle",)))
     assert base != request_key("a", DetectRequest(IMG, ("circle",)))
-    assert request_key("a", VerifyRequest(IMG, "circle", "red")) != request_key("a", VerifyRequest(IMG, "circle", "blue"))
+    assert request_key("a", VerifyRequest(IMG, "circle", "red")) != request_key(
+        "a", VerifyRequest(IMG, "circle", "blue")
+    )
     view = np.zeros((40, 40, 3), np.uint8)[4:36, 4:36]  # a non-contiguous crop hashes like its copy
     assert request_key("a", DetectRequest(view, ("x",))) == request_key("a", DetectRequest(IMG, ("x",)))
 
@@ -33,15 +35,20 @@ def test_replay_returns_the_measured_result_and_cost() -> None:
 
     def detect(req: DetectRequest) -> Detections:
         calls.append("detect")
-        return Detections(boxes=np.array([[1, 1, 8, 8]], np.float32), scores=np.array([0.9], np.float32),
-                          labels=["circle"])
+        return Detections(
+            boxes=np.array([[1, 1, 8, 8]], np.float32), scores=np.array([0.9], np.float32), labels=["circle"]
+        )
 
     def verify(req: VerifyRequest) -> Verdict:
         calls.append("verify")
         return Verdict(value=True, confidence=0.9)
 
-    catalog = Catalog.from_backends({"detect": [CallableBackend.wrap("d", "detect", detect)],
-                                     "verify": [CallableBackend.wrap("v", "verify", verify)]})
+    catalog = Catalog.from_backends(
+        {
+            "detect": [CallableBackend.wrap("d", "detect", detect)],
+            "verify": [CallableBackend.wrap("v", "verify", verify)],
+        }
+    )
     program = compile_program(
         "def execute_command(image):\n"
         "    for c in image.find('circle'):\n"

@@ -22,9 +22,24 @@ from edgefmp.trace import CallRecord, Cost, Trace
 
 
 def row(case: str, family: str, metric: float | None, latency: float, energy: float = 1.0, **kw: object) -> CaseSummary:
-    base = dict(case=case, family=family, setting="", metric=metric, accuracy=metric, f1_micro=None, queries=1,
-                frames=10, failed_frames=0, latency_ms=latency, backend_latency_ms=latency, router_ms=0.0,
-                energy_j=energy, bytes=0.0, params_m=1.0, overhead_ratio=0.01)
+    base = dict(
+        case=case,
+        family=family,
+        setting="",
+        metric=metric,
+        accuracy=metric,
+        f1_micro=None,
+        queries=1,
+        frames=10,
+        failed_frames=0,
+        latency_ms=latency,
+        backend_latency_ms=latency,
+        router_ms=0.0,
+        energy_j=energy,
+        bytes=0.0,
+        params_m=1.0,
+        overhead_ratio=0.01,
+    )
     base.update(kw)
     return CaseSummary(**base)  # type: ignore[arg-type]
 
@@ -48,8 +63,12 @@ def test_pareto_and_hypervolume() -> None:
 
 def test_savings_at_matched_accuracy() -> None:
     largest = row("largest", "static", 0.90, 100.0, energy=10.0)
-    rows = [largest, row("adaptive@a", "adaptive", 0.895, 4.0, 0.4), row("adaptive@b", "adaptive", 0.80, 1.0, 0.1),
-            row("paper@w=1", "paper", 0.70, 50.0)]
+    rows = [
+        largest,
+        row("adaptive@a", "adaptive", 0.895, 4.0, 0.4),
+        row("adaptive@b", "adaptive", 0.80, 1.0, 0.1),
+        row("paper@w=1", "paper", 0.70, 50.0),
+    ]
     by_family = {s.family: s for s in savings_at_matched(rows, largest)}
     ad = by_family["adaptive"]
     assert ad.case == "adaptive@a" and ad.savings["latency_ms"] == pytest.approx(0.96)
@@ -59,8 +78,11 @@ def test_savings_at_matched_accuracy() -> None:
 
 def test_dominance_counts_cost_and_metric() -> None:
     ours = [row("adaptive@a", "adaptive", 0.8, 10.0), row("adaptive@b", "adaptive", 0.9, 30.0)]
-    theirs = [row("paper@1", "paper", 0.85, 20.0), row("paper@2", "paper", 0.7, 5.0),
-              row("paper@3", "paper", None, 5.0, errors={"q": "boom"})]
+    theirs = [
+        row("paper@1", "paper", 0.85, 20.0),
+        row("paper@2", "paper", 0.7, 5.0),
+        row("paper@3", "paper", None, 5.0, errors={"q": "boom"}),
+    ]
     out = dominance(ours, theirs)
     assert out[0]["best"] == "adaptive@a" and out[0]["dominated"] is False
     assert out[0]["delta_points"] == pytest.approx(-5.0)
@@ -69,13 +91,15 @@ def test_dominance_counts_cost_and_metric() -> None:
 
 
 def _trace(i: int, answer: str, latency: float, backend: str = "b") -> Trace:
-    call = CallRecord("s@1:0", "detect", backend, 0, {}, cost=Cost(latency_ms=latency, energy_j=latency / 100),
-                      decision_us=10.0)
+    call = CallRecord(
+        "s@1:0", "detect", backend, 0, {}, cost=Cost(latency_ms=latency, energy_j=latency / 100), decision_us=10.0
+    )
     return Trace(f"f{i}", 0.0, calls=[call], answer=answer, wall_ms=latency + 0.5, meta={"infer_wall_ms": latency})
 
 
-def _record(case: str, family: str, answers: list[str], labels: list[bool], latency: float, query: str = "q",
-            block: int = 2) -> CaseRecord:
+def _record(
+    case: str, family: str, answers: list[str], labels: list[bool], latency: float, query: str = "q", block: int = 2
+) -> CaseRecord:
     rec = CaseRecord(case, family, "", query, binary=True, block=block)
     for i, (a, y) in enumerate(zip(answers, labels, strict=True)):
         rec.add(_trace(i, a, latency), y, "positive" if y else "negative", {"b": 2.0}, update_ms=0.1)

@@ -43,9 +43,28 @@ def test_report_has_every_comparison(write_suite: Callable[..., Path], tmp_path:
 def test_cli_bench_writes_results_with_the_command(write_suite: Callable[..., Path], tmp_path: Path) -> None:
     path = write_suite(frames=10)
     out = tmp_path / "res"
-    args = ["bench", str(path), "--catalog", "py-placeholder", "--out", str(out), "--workers", "1", "--quiet",
-            "--no-plots", "--policies", "static,paper,adaptive", "--budgets", "gap:1", "--weights", "1",
-            "--paper-resolution", "8", "--paper-width", "4"]
+    args = [
+        "bench",
+        str(path),
+        "--catalog",
+        "py-placeholder",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--quiet",
+        "--no-plots",
+        "--policies",
+        "static,paper,adaptive",
+        "--budgets",
+        "gap:1",
+        "--weights",
+        "1",
+        "--paper-resolution",
+        "8",
+        "--paper-width",
+        "4",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "py-placeholder" in result.output  # a missing catalog is a clean error
     args[3] = REF

@@ -28,8 +28,10 @@ BAD = [
     (_with_query(1, id="red-circle"), "tiny.yaml: queries[1].id: 'red-circle' is used twice"),
     (_with_query(0, positives=1.5), "tiny.yaml: queries[0].positives"),
     (_with_query(0, task={"kind": "hover"}), "tiny.yaml: queries[0].task"),
-    ({**tiny_suite_data(), "corruptions": [{"type": "segment", "kind": "fog"}]},
-     "tiny.yaml: corruptions[0].kind: unknown corruption 'fog'"),
+    (
+        {**tiny_suite_data(), "corruptions": [{"type": "segment", "kind": "fog"}]},
+        "tiny.yaml: corruptions[0].kind: unknown corruption 'fog'",
+    ),
     ({**tiny_suite_data(), "scene": {"objects": [0, 3]}}, "tiny.yaml: scene"),
     ({**tiny_suite_data(), "surprise": 1}, "tiny.yaml: surprise"),
 ]

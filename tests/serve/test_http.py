@@ -32,7 +32,11 @@ def _image_tensor(h: int = 24, w: int = 32) -> dict:
     return _tensor("image", "UINT8", [1, h, w, 3], red_circle(w, h).reshape(-1).tolist())
 
 
-GOOD = [_image_tensor(), _tensor("function", "BYTES", [1], ["vqa"]), _tensor("question", "BYTES", [1], ["what color is it?"])]
+GOOD = [
+    _image_tensor(),
+    _tensor("function", "BYTES", [1], ["vqa"]),
+    _tensor("question", "BYTES", [1], ["what color is it?"]),
+]
 
 BAD_KSERVE = {
     "not json": b"{inputs: oops",
@@ -197,3 +201,22 @@ def test_uint8_and_jpeg_images_give_the_same_answer(http: httpx.Client) -> None:
     assert raw.json()["id"] == "req-7" and raw.json()["model_name"] == "shapes-cv"
     answer = {o["name"]: o["data"] for o in raw.json()["outputs"]}
     assert answer["answer"] == ["red"] == {o["name"]: o["data"] for o in enc.json()["outputs"]}["answer"]
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 300), (300, 1), (2, 2)])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"function": ["vqa"], "question": ["what color is it?"]},
+        {"function": ["verify"], "subject": ["circle"], "property": ["red"]},
+        {"function": ["detect"], "labels": ["circle"]},
+        {"function": ["classify"], "options": ["red", "blue"]},
+    ],
+    ids=["vqa", "verify", "detect", "classify"],
+)
+def test_odd_images_never_cause_a_500(http: httpx.Client, hw: tuple[int, int], fields: dict) -> None:
+    h, w = hw
+    inputs = [_tensor("image", "UINT8", [1, h, w, 3], [120] * (h * w * 3))]
+    inputs += [_tensor(name, "BYTES", [len(v)], v) for name, v in fields.items()]
+    response = http.post(INFER, json={"inputs": inputs})
+    assert response.status_code in (200, 422), response.text

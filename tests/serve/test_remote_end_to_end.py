@@ -8,9 +8,9 @@ import pytest
 
 from edgefmp.backends.catalog import BackendSpec, Catalog
 from edgefmp.backends.remote import RemoteBackend, RemoteOptions
+from edgefmp.frame import Frame
 from edgefmp.policies import create
 from edgefmp.program import compile_program
-from edgefmp.frame import Frame
 from edgefmp.results import ClassifyRequest, Detections, DetectRequest, Request, VerifyRequest, VQARequest
 from edgefmp.runtime.executor import Executor
 from tests.serve.conftest import Served, red_circle

@@ -12,7 +12,6 @@ httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 
-
 def auth() -> dict[str, str]:
     """A fresh dict per call: tritonclient adds its binary-mode header to the dict it is given."""
     return {"Authorization": f"Bearer {TOKEN}"}

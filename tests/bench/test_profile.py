@@ -1,0 +1,103 @@
+"""`edgefmp profile`: statistics per backend on real ONNX Runtime sessions, and the profile as a
+catalog's cost prior."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from edgefmp.backends.catalog import load_catalog
+from edgefmp.bench.profile import LatencyStats, apply_profile, read_profile, run_profile
+from edgefmp.cli import app
+from edgefmp.errors import ConfigError
+
+onnx = pytest.importorskip("onnx")
+from tests.backends.conftest import colour_model, manifest_for, save, yolo_model  # noqa: E402
+
+
+@pytest.fixture
+def zoo(tmp_path: Path) -> Path:
+    """A catalog of two toy ONNX models (a detector and an attribute net) and a broken entry."""
+    det = save(yolo_model(), tmp_path / "det.onnx", manifest_for("yolo", params=1234))
+    attr = save(colour_model(attributes=True), tmp_path / "attr.onnx", manifest_for("attributes", size=(16, 16)))
+    catalog = {
+        "version": 1,
+        "name": "toy",
+        "functions": {
+            "detect": [{"name": "toy-det", "kind": "onnx", "model": det.name}],
+            "vqa": [
+                {"name": "toy-attr", "kind": "onnx", "model": attr.name, "cost": {"latency_ms": 99.0}},
+                {"name": "gone", "kind": "onnx", "model": "missing.onnx"},
+            ],
+        },
+    }
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
+def test_latency_stats() -> None:
+    s = LatencyStats.of([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert (s.n, s.p50, s.min, s.max) == (5, 3.0, 1.0, 100.0)
+    assert s.p99 > s.p95 > s.p90 > s.p50 and s.std > 0
+
+
+def test_profile_a_catalog_and_use_it_as_the_prior(zoo: Path, tmp_path: Path) -> None:
+    data = run_profile([str(zoo)], runs=5, warmup=2, meter_name="estimated")
+    rows = {r["name"]: r for r in data["backends"]}
+    det = rows["toy-det"]
+    assert det["error"] is None and len(det["warmup_ms"]) == 2 and det["latency_ms"]["n"] == 5
+    assert det["session_ms"] > 0 and det["energy_source"] == "estimated" and det["energy_j_per_call"] > 0
+    assert det["throughput_batch1_per_s"] > 0 and det["best_batch"] >= 1 and det["params"] == 1234
+    assert "ConfigError" in rows["gone"]["error"]  # a broken backend is a row, not an aborted profile
+    assert data["environment"]["cores"] and "CPUExecutionProvider" in data["environment"]["providers"]
+    spec = apply_profile(load_catalog(zoo), data)
+    by_name = {b.name: b for fn in spec.functions.values() for b in fn}
+    assert by_name["toy-det"].cost.latency_ms == pytest.approx(det["latency_ms"]["mean"])
+    assert by_name["toy-det"].cost.params == 1234
+    assert by_name["toy-attr"].cost.latency_ms == pytest.approx(rows["toy-attr"]["latency_ms"]["mean"])
+    assert by_name["gone"].cost.latency_ms is None  # not measured: keeps its prior
+    assert load_catalog(zoo).functions["vqa"][0].cost.latency_ms == 99.0  # the input is not modified
+
+
+def test_cli_profile_writes_json_and_a_profiled_catalog(zoo: Path, tmp_path: Path) -> None:
+    out, cat = tmp_path / "p.json", tmp_path / "sub" / "profiled.yaml"
+    result = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            str(zoo),
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--out",
+            str(out),
+            "--write-catalog",
+            str(cat),
+            "--meter",
+            "estimated",
+            "--no-batches",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = read_profile(out)
+    assert data["format"] == "edgefmp.profile" and data["runs"] == 3
+    spec = load_catalog(cat)  # relative model paths were rewritten for the new folder
+    det = spec.functions["detect"][0]
+    assert det.resolve(det.model or "").is_file() and det.cost.latency_ms is not None
+
+
+def test_profile_model_files_and_errors(zoo: Path, tmp_path: Path) -> None:
+    data = run_profile([str(zoo.parent / "det.onnx")], runs=3, warmup=0, meter_name="estimated", batches=False)
+    assert [r["function"] for r in data["backends"]] == ["detect"]
+    with pytest.raises(ConfigError, match="neither a catalog"):
+        run_profile([str(zoo.parent / "catalog.yaml"), str(zoo)], runs=3)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ConfigError, match="not an edgefmp profile"):
+        read_profile(bad)
