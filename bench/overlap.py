@@ -36,7 +36,7 @@ import numpy as np
 
 from edgefmp.backends.base import Backend
 from edgefmp.backends.callable import CallableBackend
-from edgefmp.backends.catalog import Catalog, default_catalog_path, parse_catalog
+from edgefmp.backends.catalog import Catalog, default_catalog_path, load_catalog, parse_catalog
 from edgefmp.frame import Frame
 from edgefmp.netem import NetConditions, ShapingProxy
 from edgefmp.policies.base import Decision, DecisionContext, Policy, SiteInfo, first_available
@@ -128,27 +128,44 @@ class Collect:
         pass
 
 
+ZOO = Path(__file__).resolve().parents[1] / "models" / "catalog.yaml"
+# local tier -> (catalog the remote tier serves, served model for verify, local detect, local verify)
+TIERS: dict[str, tuple[Path, str, str, str]] = {
+    "light": (default_catalog_path(), "shapes-cv", "light-cv", "light-cv"),
+    "classical": (default_catalog_path(), "shapes-cv", "shapes-cv", "shapes-cv"),
+    "zoo": (ZOO, "attrnet-xl-int8", "shapedet-s-int8", "attrnet-s-int8"),
+}
+
+
 def edge_catalog(url: str, timeout_s: float, local: str, max_side: int, connections: int) -> Catalog:
-    """Local tier + the remote tier for verify. `local`: "light" (callable OpenCV blob
-    detector/verifier, ~0.3 ms, standing in for a small model on an accelerator) or
-    "classical" (the bundled OpenCV shapes backend, 5-30 ms a call on a laptop-class CPU)."""
-    remote = {"protocol": "openai", "url": f"{url}/v1", "model": "shapes-cv", "timeout_s": timeout_s,
+    """The local tier + the remote tier for verify. `local`: "light" (callable OpenCV blob
+    detector/verifier, well under a millisecond, standing in for a small model on an
+    accelerator), "classical" (the bundled OpenCV shapes backend, CPU-heavy) or "zoo" (the
+    smallest int8 ONNX models of models/catalog.yaml, ONNX Runtime on the CPU; the tier serves
+    the largest)."""
+    served_catalog, served_model, detect_name, verify_name = TIERS[local]
+    remote = {"protocol": "openai", "url": f"{url}/v1", "model": served_model, "timeout_s": timeout_s,
               "retries": 1, "failure_threshold": 5, "cooldown_s": 5.0, "max_side": max_side, "jpeg_quality": 85,
               "max_connections": connections}
-    cv = {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
-    spec = parse_catalog({"version": 1, "name": "bench-overlap", "functions": {
-        "detect": [cv],
-        "verify": [cv, {"name": "big-remote", "kind": "remote", "options": remote}],
-    }}, "bench-overlap", Path("."))
-    catalog = Catalog.open(spec)
-    if local == "classical":
-        return catalog
-    detect = CallableBackend.wrap("light-cv", "detect", light_detect)
-    verify = CallableBackend.wrap("light-cv", "verify", light_verify)
-    backends: dict[str, list[Backend]] = {"detect": [detect], "verify": [verify, catalog.backends("verify")[-1]]}
-    for backend in catalog.backends("detect") + catalog.backends("verify")[:-1]:
-        backend.close()
-    return Catalog.from_backends(backends, name="bench-overlap-light")
+    big = {"name": "big-remote", "kind": "remote", "options": remote}
+    if local == "light":
+        spec = parse_catalog({"version": 1, "functions": {"verify": [big]}}, "bench-overlap", Path("."))
+        with Catalog.open(spec) as only_remote:
+            backends: dict[str, list[Backend]] = {
+                "detect": [CallableBackend.wrap("light-cv", "detect", light_detect)],
+                "verify": [CallableBackend.wrap("light-cv", "verify", light_verify), *only_remote.backends("verify")],
+            }
+            return Catalog.from_backends(backends, name="bench-overlap-light")
+    entries = load_catalog(served_catalog).model_dump()["functions"]
+
+    def pick(function: str, name: str) -> dict[str, Any]:
+        entry = next(e for e in entries[function] if e["name"] == name)
+        return {k: v for k, v in entry.items() if k not in ("function", "base_dir")}
+
+    functions = {"detect": [pick("detect", detect_name)], "verify": [pick("verify", verify_name), big]}
+    spec = parse_catalog({"version": 1, "name": f"bench-overlap-{local}", "functions": functions},
+                         str(served_catalog), served_catalog.parent)
+    return Catalog.open(spec)
 
 
 def run_once(executor: Executor, frames: list[Frame], inflight: int) -> tuple[float, list[Trace]]:
@@ -220,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--max-side", type=int, default=160, help="remote uploads are downscaled to this longer side")
     ap.add_argument("--timeout-s", type=float, default=5.0)
-    ap.add_argument("--local", nargs="+", choices=("light", "classical"), default=["light", "classical"],
+    ap.add_argument("--local", nargs="+", choices=tuple(TIERS), default=["light", "zoo", "classical"],
                     help="local tiers to measure (see edge_catalog)")
     ap.add_argument("--out", type=Path, default=None, help="write a markdown report here")
     args = ap.parse_args(argv)
@@ -232,10 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     frames = [Frame(f"f{i:04d}", i / 30, scene(i, size)) for i in range(args.frames)]
     program = compile_program(PROGRAM, "bench_overlap.py")
     results: dict[str, dict[str, Any]] = {}
-    with ServeProcess(default_catalog_path()) as server, ShapingProxy(server.url, conditions) as proxy:
-        for local in args.local:
+    stats: list[Any] = []
+    for local in args.local:
+        if local == "zoo" and not ZOO.is_file():
+            raise SystemExit(f"--local zoo needs {ZOO}: build it with `edgefmp zoo build`")
+        with ServeProcess(TIERS[local][0]) as server, ShapingProxy(server.url, conditions) as proxy:
             results[local] = measure(args, local, proxy.url_for(server.url), program, warm, frames)
-        proxy_stats = proxy.stats
+            stats.append(proxy.stats)
     command = "python bench/overlap.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [
         "# Overlap: stream fps with a remote tier behind a shaped link",
@@ -243,13 +263,15 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}`",
         "",
         f"Link (edgefmp.netem proxy, 127.0.0.1): `{conditions.describe()}`. Remote tier: `edgefmp serve` "
-        "(bundled classical catalog) in a child process; client: RemoteBackend, OpenAI protocol, JPEG q85, "
+        "in a child process (the bundled classical catalog, or models/catalog.yaml for `zoo`, serving its "
+        "largest model); client: RemoteBackend, OpenAI protocol, JPEG q85, "
         f"max_side {args.max_side}. Frames: {args.frames} synthetic {args.width}x{args.height}; program: "
         "detect, then verify on each detection (one of each here); the verify call of an evenly spread "
         f"{100 * min(1.0, 2 * args.remote_share):.0f}% of frames goes remote (the same frames in both loops). "
         f"{args.warmup} warm-up frames excluded; {args.repeats} alternating repeats, medians. Local tiers: "
         "`light` = a callable OpenCV blob detector/verifier (well under a millisecond, standing in for a small "
-        "model on an accelerator); `classical` = the bundled OpenCV shapes backend (CPU-heavy).",
+        "model on an accelerator); `zoo` = the smallest int8 ONNX models of the demo zoo (ONNX Runtime, CPU); "
+        "`classical` = the bundled OpenCV shapes backend (CPU-heavy).",
         "",
         "| local tier | local call p50 ms | loop | inflight | fps (median) | fps (all runs) | remote share of "
         "calls | remote call p50 ms | fallbacks | frame errors | staleness p50 / p95 ms |",
@@ -273,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"Bytes per remote call: {first['bytes_up_per_remote']:.0f} up, {first['bytes_down_per_remote']:.0f} "
-        f"down (application-layer HTTP). Proxy: {proxy_stats.connections} connections, {proxy_stats.stalls} "
-        f"stalls, {proxy_stats.drops} drops.",
+        f"down (application-layer HTTP). Proxy: {sum(p.connections for p in stats)} connections, "
+        f"{sum(p.stalls for p in stats)} stalls, {sum(p.drops for p in stats)} drops.",
         "",
         "The overlap hides remote waits, not local compute: sequential time per frame is local work + remote "
         "share x remote latency, overlapped time per frame approaches the local work alone (spread over the "

@@ -63,12 +63,16 @@ class ServeProcess:
         return self._proc.pid
 
     def _drain(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self._lines.append(line.rstrip())
-            match = _LISTENING.search(line)
-            if match and not self._url_found.is_set():
-                self._url, self.port = match.group(1), int(match.group(2))
-                self._url_found.set()
+        """Read the child's output (so its pipe never fills) and spot the listening line."""
+        try:
+            for line in stream:  # type: ignore[attr-defined]
+                self._lines.append(line.rstrip())
+                match = _LISTENING.search(line)
+                if match and not self._url_found.is_set():
+                    self._url, self.port = match.group(1), int(match.group(2))
+                    self._url_found.set()
+        except (ValueError, OSError):  # the pipe was closed by kill()
+            return
 
     def start(self) -> ServeProcess:
         port = self.port if self.port is not None else self.requested_port

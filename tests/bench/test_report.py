@@ -35,7 +35,8 @@ def test_report_has_every_comparison(write_suite: Callable[..., Path], tmp_path:
     assert "| largest |" in text and "## Savings at matched accuracy" in text
     written = write_report(report, tmp_path / "out")
     names = {p.name for p in written}
-    assert {"results.json", "results.md", "pareto_latency.png", "learning_curves.png", "backend_mix.png"} <= names
+    assert {"results.json", "results.md", "pareto_latency.png", "learning_curves.png", "backend_mix.png",
+            "backend_mix_sites.png"} <= names
     again = json.loads((tmp_path / "out" / "results.json").read_text())
     assert again["version"] == 1 and len(again["records"]) == len(report["records"])
 

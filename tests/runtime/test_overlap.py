@@ -251,7 +251,10 @@ def test_edgefmp_run_with_inflight(tmp_path: Path) -> None:
     program = tmp_path / "prog.py"
     program.write_text("def execute_command(image):\n    return bool_to_yesno(image.exists('circle'))\n")
     traces = tmp_path / "traces.jsonl"
+    from edgefmp.backends.catalog import default_catalog_path
+
     result = CliRunner().invoke(app, ["run", str(program), "--source", str(folder), "--out", str(traces),
+                                      "--catalog", str(default_catalog_path()), "--policy", "static:0",
                                       "--inflight", "3", "--quiet"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in traces.read_text().splitlines()]

@@ -4,6 +4,8 @@ of the served backend run locally, bytes are counted, and the trace records what
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edgefmp.backends.catalog import BackendSpec, Catalog
@@ -23,10 +25,9 @@ LAYOUTS = {
 
 
 def _remote(url: str, function: str, layout: str, **extra: object) -> RemoteBackend:
-    opts = dict(LAYOUTS[layout])
+    opts: dict[str, object] = {**LAYOUTS[layout], "model": "shapes-cv", **extra}
     path = opts.pop("path")
-    options = RemoteOptions(url=f"{url}{path}", model="shapes-cv", timeout_s=10, retries=0, logprobs=True,
-                            **opts, **extra)  # type: ignore[arg-type]
+    options = RemoteOptions(url=f"{url}{path}", timeout_s=10, retries=0, logprobs=True, **opts)  # type: ignore[arg-type]
     return RemoteBackend(BackendSpec(name="big-remote", kind="remote", function=function), options)
 
 
@@ -75,3 +76,27 @@ def test_downscale_and_quality_are_in_the_trace(open_served: Served) -> None:
     assert call["args"]["sent"] == {"protocol": "openai", "image_hw": [72, 96], "max_side": 96,
                                     "encoding": "jpeg", "jpeg_quality": 60}
     assert call["cost"]["bytes_up"] > 0
+
+
+ZOO = Path(__file__).resolve().parents[2] / "models" / "catalog.yaml"
+
+
+@pytest.mark.skipif(not ZOO.is_file(), reason="the demo zoo is not built (edgefmp zoo build)")
+def test_served_onnx_zoo_answers_like_the_local_models() -> None:
+    """`edgefmp serve models/catalog.yaml` serves ONNX backends; the edge gets their answers."""
+    from edgefmp.backends.catalog import load_catalog
+    from edgefmp.serve.app import create_app
+    from edgefmp.serve.runner import ServerThread
+
+    image = red_circle(320, 240)
+    with Catalog.open(load_catalog(ZOO)) as zoo, ServerThread(create_app(zoo)) as server:
+        onnx = [b for fn in ("detect", "verify") for b in zoo.backends(fn) if b.kind == "onnx"]
+        for backend in (onnx[0], onnx[-1]):
+            request: Request = (DetectRequest(image, ("red circle",)) if backend.function == "detect"
+                                else VerifyRequest(image, "circle", "red"))
+            remote = _remote(server.url, backend.function, "kserve-uint8", model=backend.name)
+            try:
+                result = remote.infer(request)
+            finally:
+                remote.close()
+            assert result.summary() == backend.infer(request).summary(), backend.name
