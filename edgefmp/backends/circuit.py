@@ -99,11 +99,13 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         with self._lock:
             if self._trial_in_flight or self._opened_at is not None:
-                # A failed half-open trial re-opens for a fresh cooldown.
+                # A failed half-open trial (or a call that was already under way when the
+                # circuit opened) re-opens it for a fresh cooldown.
+                what = "trial call" if self._trial_in_flight else "call in flight"
                 self._opened_at = self._clock()
                 self._trial_in_flight = False
                 log.warning(
-                    "%s: trial call failed, circuit open for %.1f s", self.name, self.cooldown_s
+                    "%s: %s failed, circuit open for %.1f s", self.name, what, self.cooldown_s
                 )
                 return
             self._failures += 1

@@ -25,7 +25,8 @@ LARGEST = {"detect": "shapedet-xl", "attributes": "attrnet-xl"}
 HEADER = """\
 # The demo zoo's catalog, written by `edgefmp zoo build` / `edgefmp zoo evaluate` (do not edit by
 # hand: rebuild). Backends per function, cheapest first: OpenCV (zero weights), the on-device
-# ONNX models by size (int8 static), then the largest model, which the remote tier serves.
+# ONNX models by size, then the largest model, which the remote tier serves. Each model is the
+# int8 static file where that measured faster at no accuracy cost, else fp32 (see README.md).
 # Detector labels are "<colour> <shape>" (e.g. "red circle"); attrnet answers colour and shape.
 # cost.latency_ms: p50 of one ONNX Runtime call on {where}, {threads} thread(s).
 """

@@ -20,8 +20,9 @@ edgefmp zoo build --out models     # seeded: data, training, export, int8, manif
 {command}
 ```
 
-Build time of the committed models: {build_time} with {build_threads} torch thread(s) on
-{build_machine}. Everything under models/: {total_size}.
+Build time of the committed models: {build_time} wall, {build_cpu} of CPU, with
+{build_threads} torch thread(s) on {build_machine} (a 2-core machine shared with other jobs at
+the time, so wall time is pessimistic). Everything under models/: {total_size}.
 
 ## Labels
 

@@ -57,6 +57,27 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
     return summary
 
 
+def choose_precision(
+    summary: dict[tuple[str, str], dict[str, float]],
+    latency: dict[str, dict[str, float]],
+    names: Sequence[str],
+    max_drop: float = 0.01,
+) -> dict[str, str]:
+    """int8 where it is faster (2 threads, p50) and loses at most `max_drop` clean and under
+    corruption; fp32 otherwise (the smallest models, whose calls are overhead-bound)."""
+    out: dict[str, str] = {}
+    for name in names:
+        f, q = summary.get((name, "fp32")), summary.get((name, "int8"))
+        lf, lq = latency.get(f"{name}/fp32/2"), latency.get(f"{name}/int8/2")
+        if not (f and q and lf and lq):
+            out[name] = "int8"
+            continue
+        faster = lq["p50_ms"] < 0.9 * lf["p50_ms"]
+        kept = q["clean"] >= f["clean"] - max_drop and q["corrupted"] >= f["corrupted"] - max_drop
+        out[name] = "int8" if faster and kept else "fp32"
+    return out
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None or v != v else f"{100 * v:.1f}"
 
@@ -159,6 +180,7 @@ def write_readme(models_dir: Path, result: dict[str, Any], summary: dict[tuple[s
         int8="\n".join(int8_table(summary, latency, names)),
         total_size=_size(total),
         build_time=f"{build.get('timings', {}).get('total_s', float('nan')):.0f} s" if build else "not recorded",
+        build_cpu=f"{build.get('timings', {}).get('cpu_s', float('nan')):.0f} s" if build else "not recorded",
         build_threads=build.get("config", {}).get("threads", "?") if build else "?",
         build_machine=build.get("machine", {}).get("cpu", "?") if build else "?",
     )
@@ -200,5 +222,8 @@ def run_evaluation(models_dir: Path, scenes: int, threads: int, runs: int, readm
         cat_latency = {
             f"{name}/{path.name}": latency[f"{name}/{precision}/2"]["p50_ms"] for name, precision, path in files
         }
-        written.append(write_catalog(models_dir, cat_latency, where=result["environment"]["cpu"], threads=2))
+        choice = choose_precision(summary, latency, names)
+        result["catalog_precision"] = choice
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        written.append(write_catalog(models_dir, cat_latency, choice, where=result["environment"]["cpu"], threads=2))
     return written

@@ -50,11 +50,11 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("shapedet", "s", 6, 600, robust=False, seed=11),
     ZooModel("shapedet", "m", 12, 900, robust=False, seed=12),
     ZooModel("shapedet", "l", 24, 1000, robust=True, seed=13),
-    ZooModel("shapedet", "xl", 32, 800, robust=True, seed=14),
-    ZooModel("attrnet", "s", 6, 500, robust=False, seed=21),
+    ZooModel("shapedet", "xl", 32, 1200, robust=True, seed=14),
+    ZooModel("attrnet", "s", 6, 800, robust=False, seed=21),
     ZooModel("attrnet", "m", 12, 800, robust=False, seed=22),
-    ZooModel("attrnet", "l", 24, 1000, robust=True, seed=23),
-    ZooModel("attrnet", "xl", 40, 1000, robust=True, seed=24),
+    ZooModel("attrnet", "l", 24, 1500, robust=True, seed=23),
+    ZooModel("attrnet", "xl", 40, 1500, robust=True, seed=24),
 )
 
 
