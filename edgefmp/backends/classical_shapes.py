@@ -63,6 +63,18 @@ class Shape:
         return self.color_probs.get(word, self.shape_probs.get(word, 0.0))
 
 
+_PALETTE = np.asarray(list(PALETTE.values()), np.float32)  # (8, 3)
+_PALETTE_N2 = (_PALETTE * _PALETTE).sum(axis=1)  # |p|^2, 0 for black
+_PALETTE_DIV = np.maximum(_PALETTE_N2, 1.0)
+_PALETTE_BLACK = _PALETTE_N2 == 0
+_SUM3 = np.ones((1, 3), np.float32)  # cv2.transform kernels: channel sum and channel mean
+_MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
+_K3 = np.ones((3, 3), np.uint8)
+_K5 = np.ones((5, 5), np.uint8)
+# Per-pixel work goes through OpenCV or one vectorised numpy expression; numpy reductions over a
+# short last axis (a colour triple) are slow, so channel sums use cv2.transform instead.
+
+
 def _softmax_neg(d: np.ndarray, temperature: float) -> np.ndarray:
     z = -(d - d.min()) / temperature
     e = np.exp(z)
@@ -70,50 +82,100 @@ def _softmax_neg(d: np.ndarray, temperature: float) -> np.ndarray:
     return out
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-d array by a partial sort (np.median adds checks that cost more)."""
+    n = len(values)
+    k = n // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, [k - 1, k])
+    return 0.5 * (float(part[k - 1]) + float(part[k]))
+
+
+def _row_norm(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each row of an (N, 3) array."""
+    out: np.ndarray = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return out
+
+
 def _design(h: int, w: int, degree: int) -> np.ndarray:
     """Polynomial terms u^i v^j (i + j <= degree) of every cell centre of an h x w grid."""
-    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
-    u, v = (u + 0.5) / w - 0.5, (v + 0.5) / h - 0.5
-    cols = [u**i * v**j for i in range(degree + 1) for j in range(degree + 1 - i)]
-    return np.stack([c.reshape(-1) for c in cols], axis=1).astype(np.float32)
+    u = ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5)[None, :]
+    v = ((np.arange(h, dtype=np.float32) + 0.5) / h - 0.5)[:, None]
+    cols = [(u**i * v**j).reshape(-1) for i in range(degree + 1) for j in range(degree + 1 - i)]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _fit_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
+    """The background surface of `img` (float32 RGB) on a coarse grid, and the spread of the
+    background pixels around it; see fit_background."""
+    h, w = img.shape[:2]
+    gh, gw = max(2, min(h, _GRID * h // max(h, w))), max(2, min(w, _GRID * w // max(h, w)))
+    grid = cv2.resize(img, (gw, gh), interpolation=cv2.INTER_AREA)
+    small = grid.reshape(-1, 3)
+    degree = 1 if min(h, w) < 100 else 3
+    a = _design(gh, gw, degree).astype(np.float64)
+    border = np.concatenate([grid[[0, -1]].reshape(-1, 3), grid[:, [0, -1]].reshape(-1, 3)])
+    centre = np.median(border, axis=0)
+    r = _row_norm(small - centre)
+    spread = _median(_row_norm(border - centre))
+    inliers = r <= max(20.0, 3.0 * spread)
+    target = small.astype(np.float64)
+    ridge = 1e-9 * np.eye(a.shape[1])
+    for _ in range(4):
+        if np.count_nonzero(inliers) < a.shape[1] * 3:
+            inliers = r <= np.percentile(r, 50)
+        # Least squares by the normal equations: 10 unknowns, so a 10 x 10 solve (a QR of the
+        # whole design matrix cost more than the rest of the fit).
+        ai = a[inliers]
+        coef = np.linalg.solve(ai.T @ ai + ridge, ai.T @ target[inliers])
+        fitted = a @ coef
+        r = _row_norm(small - fitted)
+        sigma = max(1.4826 * _median(r[inliers]), 1.0)
+        inliers = r <= max(2.5 * sigma, 6.0)
+    return fitted.reshape(gh, gw, 3).astype(np.float32), sigma
 
 
 def fit_background(img: np.ndarray) -> tuple[np.ndarray, float]:
     """A smooth background surface for `img` (float32 RGB) and the robust spread of the
     background pixels around it (texture plus noise)."""
-    h, w = img.shape[:2]
-    gh, gw = max(2, min(h, _GRID * h // max(h, w))), max(2, min(w, _GRID * w // max(h, w)))
-    small = cv2.resize(img, (gw, gh), interpolation=cv2.INTER_AREA).reshape(-1, 3)
-    degree = 1 if min(h, w) < 100 else 3
-    a = _design(gh, gw, degree)
-    border = np.concatenate([
-        small.reshape(gh, gw, 3)[[0, -1]].reshape(-1, 3),
-        small.reshape(gh, gw, 3)[:, [0, -1]].reshape(-1, 3),
-    ])
-    r = np.linalg.norm(small - np.median(border, axis=0), axis=1)
-    spread = float(np.median(np.linalg.norm(border - np.median(border, axis=0), axis=1)))
-    inliers = r <= max(20.0, 3.0 * spread)
-    sigma = 10.0
-    fitted = np.repeat(np.median(border, axis=0)[None], len(small), axis=0)
-    for _ in range(4):
-        if inliers.sum() < a.shape[1] * 3:
-            inliers = r <= np.percentile(r, 50)
-        # OpenCV's QR solve: numpy's lstsq goes through a threaded BLAS, far slower on a busy box.
-        _, coef = cv2.solve(a[inliers], small[inliers], flags=cv2.DECOMP_QR)
-        fitted = a @ coef
-        r = np.linalg.norm(small - fitted, axis=1)
-        sigma = max(1.4826 * float(np.median(r[inliers])), 1.0)
-        inliers = r <= max(2.5 * sigma, 6.0)
+    grid, sigma = _fit_surface(img)
     # A smooth surface: evaluating it on the grid and resizing is exact enough and much faster.
-    grid = fitted.reshape(gh, gw, 3).astype(np.float32)
+    h, w = img.shape[:2]
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR), sigma
+
+
+_NOISE_SCALE = 1.4826 * 1.6  # MAD to sigma, and the detail image's share of the noise
+_NOISE_LEVELS = (10.0, 4.0, 1.5)  # above these noise levels, _denoise filters harder
+
+
+def _detail(img: np.ndarray) -> np.ndarray:
+    """Absolute fine detail (gray minus its blur) of an RGB image: noise, and edges."""
+    gray = cv2.transform(np.asarray(img, np.float32), _MEAN3)
+    out: np.ndarray = cv2.absdiff(gray, cv2.GaussianBlur(gray, (0, 0), 1.0))
+    return out
 
 
 def _noise_sigma(img: np.ndarray) -> float:
     """Per-pixel noise level from the median absolute deviation of a fine detail image."""
-    gray = img.mean(axis=2)
-    detail = gray - cv2.GaussianBlur(gray, (0, 0), 1.0)
-    return 1.4826 * float(np.median(np.abs(detail))) * 1.6
+    return _NOISE_SCALE * _median(_detail(img).reshape(-1))
+
+
+def _noise_level(img: np.ndarray) -> float:
+    """_noise_sigma(img) rounded down to the nearest of _NOISE_LEVELS (0 below them all), which
+    is all _denoise needs: counting pixels above a level is cheaper than finding the median."""
+    detail = _detail(img).reshape(-1)
+    n = len(detail)
+    for level in _NOISE_LEVELS:
+        c = level / _NOISE_SCALE
+        below = n - int(np.count_nonzero(detail > c))  # pixels <= c
+        if below <= (n - 1) // 2:  # the (upper) middle value, so the median, is above c
+            return level + 1.0
+        if n % 2 == 0 and below == n // 2:  # the two middle values straddle c
+            a, b = float(detail[detail <= c].max()), float(detail[detail > c].min())
+            if _NOISE_SCALE * 0.5 * (a + b) > level:
+                return level + 1.0
+    return 0.0
 
 
 def _denoise(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -126,10 +188,31 @@ def _denoise(image: np.ndarray, sigma: float) -> np.ndarray:
     return image
 
 
-def _shape_features(mask: np.ndarray) -> tuple[float, float]:
+def _background_gain(grid: np.ndarray, size: tuple[int, int]) -> float:
+    """How much darker than a nominally lit background the background surface (`grid`, to be
+    resized to `size` = (w, h)) is: 1 when lit, up to 10."""
+    lum = cv2.transform(grid, _MEAN3)
+    # The full-size surface interpolates the grid, so it lies within the grid's range.
+    if float(lum.min()) >= _NOMINAL_BACKGROUND:
+        return 1.0
+    if float(lum.max()) * 10.0 <= _NOMINAL_BACKGROUND:
+        return 10.0
+    bg_lum = _median(cv2.resize(lum, size, interpolation=cv2.INTER_LINEAR).reshape(-1))
+    return float(np.clip(_NOMINAL_BACKGROUND / max(bg_lum, 1.0), 1.0, 10.0))
+
+
+def _gradient(rgb: np.ndarray) -> np.ndarray:
+    """Colour gradient magnitude (Sobel, scaled to a per-pixel step) of a float32 RGB image."""
+    gx, gy = cv2.Sobel(rgb, cv2.CV_32F, 1, 0), cv2.Sobel(rgb, cv2.CV_32F, 0, 1)
+    out: np.ndarray = cv2.sqrt(cv2.transform(gx * gx + gy * gy, _SUM3)) / 8.0
+    return out
+
+
+def _shape_features(mask: np.ndarray, area: float | None = None) -> tuple[float, float]:
+    mask = mask.view(np.uint8) if mask.dtype == bool else mask
     cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cnt = max(cnts, key=cv2.contourArea)
-    area = float(mask.sum())
+    area = float(cv2.countNonZero(mask)) if area is None else float(area)
     (_, (rw, rh), _) = cv2.minAreaRect(cnt)
     rect_fill = area / max(rw * rh + rw + rh + 1.0, 1.0)  # pixel areas count the border
     tri_area, _ = cv2.minEnclosingTriangle(cnt.astype(np.float32))
@@ -140,113 +223,152 @@ def _shape_features(mask: np.ndarray) -> tuple[float, float]:
 
 def _color_probs(rgb: np.ndarray, gain: float) -> np.ndarray:
     """Distance of `rgb` to each palette colour scaled within a plausible brightness range."""
-    out = np.empty(len(PALETTE), np.float32)
-    lo, hi = 0.55 / gain, 1.25
-    for i, p in enumerate(PALETTE.values()):
-        pv = np.asarray(p, np.float32)
-        n2 = float(pv @ pv)
-        s = 0.0 if n2 == 0 else float(np.clip((rgb @ pv) / n2, lo, hi))
-        out[i] = float(np.linalg.norm(rgb - s * pv))
-    return _softmax_neg(out, _COLOR_TEMPERATURE / max(gain, 1.0) ** 0.5)
+    rgb = np.asarray(rgb, np.float32)
+    s = np.clip((_PALETTE @ rgb) / _PALETTE_DIV, 0.55 / gain, 1.25)
+    s[_PALETTE_BLACK] = 0.0
+    d = _row_norm(rgb[None] - s[:, None] * _PALETTE)
+    return _softmax_neg(d.astype(np.float32), _COLOR_TEMPERATURE / max(gain, 1.0) ** 0.5)
 
 
 def _pixel_colors(rgb: np.ndarray, gain: float) -> np.ndarray:
     """The nearest palette colour (index) of each pixel of an (N, 3) array, brightness-aware."""
-    pal = np.asarray(list(PALETTE.values()), np.float32)
-    n2 = np.maximum((pal * pal).sum(axis=1), 1.0)
-    s = np.clip((rgb @ pal.T) / n2, 0.55 / gain, 1.25)
-    s[:, (pal == 0).all(axis=1)] = 0.0
-    d = np.linalg.norm(rgb[:, None, :] - s[..., None] * pal[None], axis=2)
+    dot = rgb @ _PALETTE.T  # (N, 8)
+    s = np.clip(dot / _PALETTE_DIV, 0.55 / gain, 1.25)
+    s[:, _PALETTE_BLACK] = 0.0
+    # |rgb - s p|^2 = |rgb|^2 + s (s |p|^2 - 2 rgb.p); |rgb|^2 is the same for every colour.
+    d = s * (s * _PALETTE_N2 - 2.0 * dot)
     return np.asarray(d.argmin(axis=1), np.int32)
 
 
 def _split_by_color(region: np.ndarray, rgb: np.ndarray, gain: float, min_area: float) -> list[np.ndarray]:
     """Touching shapes of different colours merge into one blob; split it where the colour
     changes. Returns the region itself when it holds one colour."""
-    labels = np.full(region.shape, -1, np.int32)
-    labels[region] = _pixel_colors(rgb[region], gain)
-    kernel = np.ones((3, 3), np.uint8)
-    pieces = []
-    floor = max(min_area, 0.15 * float(region.sum()))
-    for c in np.unique(labels[region]):
-        part = cv2.morphologyEx((labels == c).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    colors = _pixel_colors(rgb[region], gain)
+    floor = max(min_area, 0.15 * float(len(colors)))
+    counts = np.bincount(colors, minlength=len(PALETTE))
+    # Opening only removes pixels, so a colour with fewer than `floor` pixels yields no piece,
+    # and one with fewer than 2 x floor at most one.
+    wanted = [c for c in range(len(counts)) if counts[c] >= floor]
+    if sum(int(counts[c] // floor) for c in wanted) < 2:
+        return [region]
+    labels = np.full(region.shape, -1, np.int8)
+    labels[region] = colors
+    candidates = []
+    for c in wanted:
+        part = cv2.morphologyEx((labels == c).view(np.uint8), cv2.MORPH_OPEN, _K3)
         n, lab, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
-        pieces += [lab == k for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= floor and _solid(lab == k)]
+        candidates += [(lab, k, int(stats[k, cv2.CC_STAT_AREA])) for k in range(1, n)
+                       if stats[k, cv2.CC_STAT_AREA] >= floor]
+    if len(candidates) < 2:
+        return [region]
+    pieces = [m for m, area in ((lab == k, area) for lab, k, area in candidates) if _solid(m, area)]
     return pieces if len(pieces) >= 2 else [region]
 
 
-def _solid(mask: np.ndarray, min_solidity: float = 0.75) -> bool:
+def _solid(mask: np.ndarray, area: float | None = None, min_solidity: float = 0.75) -> bool:
     """A shape fills most of its convex hull; the blurred rim around a shape (a ring) does not."""
-    cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    m = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+    cnts, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.contourArea(cv2.convexHull(np.concatenate(cnts)))
-    return float(mask.sum()) >= min_solidity * (hull + 1.0)
+    area = float(cv2.countNonZero(m)) if area is None else float(area)
+    return area >= min_solidity * (hull + 1.0)
 
 
 def _edge_sharpness(mask: np.ndarray, grad: np.ndarray, contrast: float) -> float:
     """Mean gradient on the mask's boundary relative to its contrast: a solid shape has a
     sharp edge (about 0.3 and more), a blob of background texture a gentle slope (about 0.1)."""
-    rim = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return float(grad[rim].mean()) / max(contrast, 1e-3) if rim.any() else 0.0
+    mask = mask.view(np.uint8) if mask.dtype == bool else mask
+    rim = cv2.subtract(mask, cv2.erode(mask, _K3))
+    if not cv2.countNonZero(rim):
+        return 0.0
+    return float(cv2.mean(grad, mask=rim)[0]) / max(contrast, 1e-3)
 
 
 def find_shapes(image: np.ndarray, min_area_frac: float = 0.0015) -> list[Shape]:
     """Every shape in an RGB uint8 image, largest first."""
     h, w = image.shape[:2]
-    noise = _noise_sigma(image.astype(np.float32))
-    clean = _denoise(image, noise).astype(np.float32)
-    bg, spread = fit_background(clean)
-    diff = np.linalg.norm(clean - bg, axis=2)
-    gx, gy = cv2.Sobel(clean, cv2.CV_32F, 1, 0), cv2.Sobel(clean, cv2.CV_32F, 0, 1)
-    grad = np.sqrt((gx * gx + gy * gy).sum(axis=2)) / 8.0
+    as_float = image.astype(np.float32)
+    level = _noise_level(as_float)
+    clean = _denoise(image, level).astype(np.float32) if level else as_float
+    grid, spread = _fit_surface(clean)
+    d = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)  # the background, then clean - it
+    cv2.subtract(clean, d, dst=d)
+    cv2.multiply(d, d, dst=d)
+    diff = cv2.sqrt(cv2.transform(d, _SUM3))
     lo = max(2.5 * spread, 15.0)
     hi = max(5.0 * spread, 35.0)
-    low_mask = (diff > lo).astype(np.uint8)
+    low_mask = (diff > lo).view(np.uint8)
     if min(h, w) >= 100:
-        low_mask = cv2.morphologyEx(low_mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        low_mask = cv2.morphologyEx(low_mask, cv2.MORPH_OPEN, _K3)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(low_mask, connectivity=8)
-    bg_lum = float(np.median(bg.mean(axis=2)))
-    gain = float(np.clip(_NOMINAL_BACKGROUND / max(bg_lum, 1.0), 1.0, 10.0))
     min_area = max(10.0, min_area_frac * h * w)
+    big = [k for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= min_area]
+    if not big:
+        return []
+    gain = _background_gain(grid, (w, h))
     found: list[Shape] = []
-    for k in range(1, n):
-        x, y, bw, bh, area = (int(v) for v in stats[k])
-        if area < min_area:
-            continue
+    for k in big:
+        x, y, bw, bh, _ = (int(v) for v in stats[k])
         x0, y0, x1, y1 = max(0, x - 3), max(0, y - 3), min(w, x + bw + 3), min(h, y + bh + 3)
         win = (slice(y0, y1), slice(x0, x1))
         region = labels[win] == k
-        pieces = _split_by_color(region, clean[win], gain, min_area)
+        rgb = clean[win]
+        pieces = _split_by_color(region, rgb, gain, min_area)
+        # Sobel on the window is the full image's Sobel wherever a piece can reach: pieces
+        # stay 3 pixels inside the window, or it ends where the image does.
+        grad: list[np.ndarray] = []
         for i, piece in enumerate(pieces):
-            others = np.zeros_like(region)
-            for j, other in enumerate(pieces):
-                if j != i:
-                    others |= other
-            shape = _classify_piece(piece, others, diff[win], grad[win], clean[win], (x0, y0), lo, hi, gain, min_area)
+            others = None
+            if len(pieces) > 1:
+                others = np.zeros_like(region)
+                for j, other in enumerate(pieces):
+                    if j != i:
+                        others |= other
+            shape = _classify_piece(piece, others, diff[win], grad, rgb, (x0, y0), lo, hi, gain, min_area)
             if shape is not None:
                 found.append(shape)
     found.sort(key=lambda s: -s.area)
     return found
 
 
+def _percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (linear interpolation) by a partial sort."""
+    pos = q / 100.0 * (len(values) - 1)
+    i = int(pos)
+    j = min(i + 1, len(values) - 1)
+    part = np.partition(values, [i, j]) if j != i else np.partition(values, i)
+    a, b, t = float(part[i]), float(part[j]), pos - i
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
+
+
 def _classify_piece(
-    piece: np.ndarray, others: np.ndarray, diff: np.ndarray, grad: np.ndarray, rgb: np.ndarray,
+    piece: np.ndarray, others: np.ndarray | None, diff: np.ndarray, grad: list[np.ndarray], rgb: np.ndarray,
     origin: tuple[int, int], lo: float, hi: float, gain: float, min_area: float,
 ) -> Shape | None:
     """Re-cut a blob at half its own contrast (where an anti-aliased edge really is), check it
-    is a solid shape, and name its shape and colour."""
-    peak = float(np.percentile(diff[piece], 90))
-    near = cv2.dilate(piece.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~others
-    mask = _largest_component(((diff > 0.5 * peak) & near).astype(np.uint8))
-    if mask.sum() < min_area * 0.5:
+    is a solid shape, and name its shape and colour. `grad` holds the window's gradient image
+    once computed (only faint blobs need it)."""
+    peak = _percentile(diff[piece], 90)
+    near = cv2.dilate(piece.view(np.uint8), _K5)
+    if others is not None:
+        near[others] = 0
+    cut = (diff > 0.5 * peak).view(np.uint8) & near
+    mask, area = _largest_component(cut)
+    if area < min_area * 0.5:
         return None
-    sharp = _edge_sharpness(mask.astype(bool), grad, peak)
-    if peak < hi and sharp < 0.2:
-        return None
-    ys, xs = np.nonzero(mask)
+    sharp = 1.0
+    if peak < hi:
+        if not grad:
+            grad.append(_gradient(rgb))
+        sharp = _edge_sharpness(mask, grad[0], peak)
+        if sharp < 0.2:
+            return None
+    bx, by, bw, bh = cv2.boundingRect(mask)
     x0, y0 = origin
-    box = (float(xs.min() + x0), float(ys.min() + y0), float(xs.max() + x0 + 1), float(ys.max() + y0 + 1))
-    feats = np.asarray(_shape_features(mask), np.float32)
-    sp = _softmax_neg(np.linalg.norm(_PROTOTYPES - feats, axis=1), _SHAPE_TEMPERATURE)
+    box = (float(bx + x0), float(by + y0), float(bx + bw + x0), float(by + bh + y0))
+    feats = np.asarray(_shape_features(mask, area), np.float32)
+    d = _PROTOTYPES - feats
+    sp = _softmax_neg(np.sqrt((d * d).sum(axis=1)), _SHAPE_TEMPERATURE)
     cp = _color_probs(np.median(rgb[_interior(mask) > 0], axis=0), gain)
     strength = float(np.clip((peak - lo) / max(hi - lo, 1e-3), 0.0, 1.0)) ** 0.5
     if peak < hi:
@@ -258,21 +380,22 @@ def _classify_piece(
         shape_probs={s: float(p) for s, p in zip(SHAPES, sp, strict=True)},
         color_probs={c: float(p) for c, p in zip(COLORS, cp, strict=True)},
         strength=max(strength, 0.05),
-        area=float(mask.sum()),
+        area=float(area),
     )
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
+def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The largest 8-connected component of a 0/1 uint8 mask, and its area."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 2:
-        return mask
+        return mask, int(stats[1, cv2.CC_STAT_AREA]) if n == 2 else 0
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    out: np.ndarray = (labels == k).astype(np.uint8)
-    return out
+    out: np.ndarray = (labels == k).view(np.uint8)
+    return out, int(stats[k, cv2.CC_STAT_AREA])
 
 
 def _interior(mask: np.ndarray) -> np.ndarray:
     """The mask shrunk away from its anti-aliased edge, but never to nothing."""
     r = int(np.clip(min(mask.shape) // 10, 1, 4))
     core = cv2.erode(mask, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
-    return core if core.sum() >= 4 else mask
+    return core if cv2.countNonZero(core) >= 4 else mask

@@ -96,6 +96,9 @@ def bench(
     paper_width: Annotated[int, typer.Option(min=4, help="paper router ResNet-18 width (the paper: 64)")] = 8,
     replay: Annotated[bool, typer.Option(help="measure each (backend, request) once per stream and replay it")] = True,
     threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime / BLAS threads per worker")] = 1,
+    profile_path: Annotated[
+        Path | None, typer.Option("--profile", help="`edgefmp profile` JSON: the backends' cost priors")
+    ] = None,
     meter: Annotated[str, typer.Option(help="energy meter: auto, jetson, nvml, rapl, estimated")] = "auto",
     plots: Annotated[bool, typer.Option(help="write the PNG plots (needs matplotlib)")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
@@ -127,10 +130,11 @@ def bench(
             max_static=max_static,
             replay=replay,
             threads=threads,
+            profile=str(profile_path) if profile_path is not None else None,
             meter=meter,
         )
-        with open_catalog(str(catalog_path)) as cat:
-            cat_desc = _describe_catalog(cat, catalog_path)
+        with open_catalog(str(catalog_path), profile=opts.profile) as cat:
+            cat_desc = _describe_catalog(cat, catalog_path, opts.profile)
         n_queries = len(opts.queries) if opts.queries else len(spec.queries)
         progress = _SweepProgress(n_queries, enabled=not quiet)
         console.print(
@@ -171,10 +175,17 @@ def _command_line(ctx: typer.Context) -> str:
     return " ".join(shlex.quote(p) if " " not in p else p for p in parts)
 
 
-def _describe_catalog(cat: Any, path: Path) -> dict[str, Any]:
+def _describe_catalog(cat: Any, path: Path, profile: str | None) -> dict[str, Any]:
+    """What the results were measured with: the catalog (and a digest of its file), its
+    backends with their priors, and the profile those priors came from."""
+    import hashlib
+
+    digest = hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest() if path.is_file() else None
     return {
         "name": cat.spec.name,
         "path": str(path),
+        "digest": digest,
+        "profile": profile,
         "functions": {
             fn: [
                 {
@@ -224,6 +235,9 @@ def profile(
     warmup: Annotated[int, typer.Option(min=0, help="untimed warm-up calls, reported apart")] = 3,
     meter: Annotated[str, typer.Option(help="energy meter: auto, jetson, nvml, rapl, estimated")] = "auto",
     batches: Annotated[bool, typer.Option(help="also measure throughput at batch sizes 1..32 (ONNX)")] = True,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="pin ONNX Runtime threads (default: the catalog's)")
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="write a latency plot (PNG) here")] = None,
     write_catalog: Annotated[
         Path | None, typer.Option(help="write the catalog with its cost priors set from this profile")
@@ -231,7 +245,7 @@ def profile(
 ) -> None:
     """Measure every backend on this device (latency percentiles, throughput, memory, energy)."""
     from edgefmp.backends.catalog import load_catalog
-    from edgefmp.bench.profile import apply_profile, catalog_yaml, run_profile
+    from edgefmp.bench.profile import apply_profile, catalog_yaml, profile_markdown, run_profile
 
     try:
         data = run_profile(
@@ -240,11 +254,13 @@ def profile(
             warmup=warmup,
             meter_name=meter,
             batches=batches,
+            threads=threads,
             on_backend=lambda r: console.print(f"profiled {r.function}/{r.name}", highlight=False),
         )
         if out_path is not None:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+            out_path.with_suffix(".md").write_text(profile_markdown(data), encoding="utf-8")
         if write_catalog is not None:
             if not (len(targets) == 1 and targets[0].endswith((".yaml", ".yml"))):
                 raise _bad("--write-catalog needs a catalog YAML as the target")

@@ -52,6 +52,7 @@ class QueryTask:
     replay: bool = True
     block: int = 25
     meter: str = "auto"
+    profile: str | None = None
 
 
 @dataclass
@@ -66,11 +67,12 @@ class QueryResult:
     seconds: float = 0.0
 
 
-def open_catalog(ref: str, threads: int | None = None) -> Catalog:
+def open_catalog(ref: str, threads: int | None = None, profile: str | None = None) -> Catalog:
     """A catalog from a YAML path, or from `py:module:function` (a factory returning a Catalog,
     how tests pass in-memory backends to worker processes). `threads` pins every ONNX
     backend's thread pools (the catalog's own setting included), so that parallel workers on
-    a small machine do not oversubscribe its cores and every case is measured alike."""
+    a small machine do not oversubscribe its cores and every case is measured alike.
+    `profile` (an `edgefmp profile` JSON) sets the backends' cost priors, as a deployment would."""
     if ref.startswith("py:"):
         module, _, attr = ref[3:].partition(":")
         try:
@@ -80,6 +82,10 @@ def open_catalog(ref: str, threads: int | None = None) -> Catalog:
         catalog: Catalog = factory()
         return catalog
     spec = load_catalog(ref)
+    if profile is not None:
+        from edgefmp.bench.profile import apply_profile, read_profile
+
+        spec = apply_profile(spec, read_profile(profile))
     if threads is not None:
         for backends in spec.functions.values():
             for b in backends:
@@ -186,7 +192,7 @@ def run_query(task: QueryTask, progress: Progress | None = None) -> QueryResult:
             "lookalikes": sum(f.kind == "lookalike" for f in stream),
             "truth_digest": stream.truth_digest(),
         }
-        with open_catalog(task.catalog, task.threads) as catalog:
+        with open_catalog(task.catalog, task.threads, task.profile) as catalog:
             _run_cases(task, suite, query, stream, catalog, result, progress)
     except Exception as exc:  # the query's stream or catalog failed: every case gets the error
         log.debug("query %s failed", task.query_id, exc_info=True)

@@ -262,8 +262,11 @@ def dominance(
         if not t.ok or tc is None or t.metric is None:
             out.append({"case": t.case, "error": "; ".join(t.errors.values()) or "no metric"})
             continue
-        cheaper = [o for o in ours if o.ok and o.metric is not None and (o.cost(cost) or math.inf) <= tc]
+        valid = [o for o in ours if o.ok and o.metric is not None and o.cost(cost) is not None]
+        cheaper = [o for o in valid if (o.cost(cost) or math.inf) <= tc]
         best = max(cheaper, key=lambda o: o.metric or 0.0, default=None)
+        # when none of ours is as cheap, say how close the cheapest one comes
+        cheapest = min(valid, key=lambda o: o.cost(cost) or math.inf, default=None)
         out.append(
             {
                 "case": t.case,
@@ -274,6 +277,9 @@ def dominance(
                 "best_cost": None if best is None else best.cost(cost),
                 "delta_points": None if best is None or best.metric is None else 100 * (best.metric - t.metric),
                 "dominated": best is not None and best.metric is not None and best.metric >= t.metric,
+                "cheapest": None if cheapest is None else cheapest.case,
+                "cheapest_metric": None if cheapest is None else cheapest.metric,
+                "cheapest_cost": None if cheapest is None else cheapest.cost(cost),
             }
         )
     return out

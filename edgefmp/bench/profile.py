@@ -366,11 +366,18 @@ def run_profile(
     meter_name: str = "auto",
     batches: bool = True,
     on_backend: Any = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Profile every backend of `targets`; returns the profile JSON (see `PROFILE_FORMAT`)."""
+    """Profile every backend of `targets`; returns the profile JSON (see `PROFILE_FORMAT`).
+    `threads` pins ONNX Runtime's thread pools (as `edgefmp bench` does per worker)."""
     if runs < 2:
         raise ConfigError(f"profile: --runs must be >= 2 for percentiles, got {runs}")
     specs, label = specs_from_targets(targets)
+    if threads is not None:
+        for spec in specs:
+            if spec.kind == "onnx":
+                spec.options["intra_op_threads"] = threads
+                spec.options["inter_op_threads"] = threads
     requests = sample_requests()
     meter = select_meter(meter_name)
     rows = []
@@ -390,10 +397,47 @@ def run_profile(
         "runs": runs,
         "warmup": warmup,
         "meter": meter.describe(),
+        "threads": threads,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "environment": profile_environment(),
         "backends": [asdict(r) for r in rows],
     }
+
+
+def profile_markdown(data: dict[str, Any]) -> str:
+    """A profile as a markdown table (what `--out x.json` also writes to x.md)."""
+
+    def f(v: Any, d: int = 3) -> str:
+        return "-" if v is None else f"{v:.{d}g}"
+
+    env = data["environment"]
+    lines = [
+        f"# Profile of {data['source']}",
+        "",
+        f"{data['runs']} timed calls per backend after {data['warmup']} warm-up calls; energy meter: {data['meter']}; "
+        f"ONNX Runtime threads: {data.get('threads') or 'as in the catalog'}; {data['created']}.  ",
+        f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "
+        + ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v),
+        "",
+        "| function | backend | session ms | warm-up ms | mean | p50 | p90 | p95 | p99 | std | calls/s (b=1) "
+        "| best batch: images/s | peak RSS MB (+growth) | J/call (meter) | error |",
+        "|---" * 15 + "|",
+    ]
+    for r in data["backends"]:
+        lat = r.get("latency_ms") or {}
+        best = f"{r['best_batch']}: {f(r['throughput_best_per_s'], 4)}" if r.get("throughput_best_per_s") else "-"
+        lines.append(
+            f"| {r['function']} | {r['name']} | {f(r['session_ms'])} | "
+            + ", ".join(f"{w:.2g}" for w in r["warmup_ms"])
+            + " | "
+            + " | ".join(f(lat.get(k)) for k in ("mean", "p50", "p90", "p95", "p99", "std"))
+            + f" | {f(r['throughput_batch1_per_s'], 4)} | {best} | "
+            f"{f(r['peak_rss_mb'], 4)} (+{f(r.get('rss_growth_mb'))}) | "
+            f"{f(r['energy_j_per_call'])} ({r['energy_source']}) | {(r.get('error') or '')[:80]} |"
+        )
+    if env.get("gpu"):
+        lines += ["", f"GPU: {json.dumps(env['gpu'])}"]
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------ as a prior
@@ -464,6 +508,7 @@ __all__ = [
     "apply_profile",
     "catalog_yaml",
     "profile_backend",
+    "profile_markdown",
     "read_profile",
     "run_profile",
     "sample_requests",

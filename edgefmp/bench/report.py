@@ -308,16 +308,18 @@ def _comparison_lines(report: dict[str, Any]) -> list[str]:
             "",
             f"For each {other} case: the most accurate adaptive case at no more latency (router included).",
             "",
-            f"| {other} case | metric | lat ms | best adaptive at <= lat | its metric | delta (points) | dominated |",
-            "|---|---|---|---|---|---|---|",
+            f"| {other} case | metric | lat ms | best adaptive at <= lat | its metric | delta (points) | dominated "
+            "| cheapest adaptive (metric, lat ms) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for x in comp["latency_ms"]:
             if "error" in x:
-                out.append(f"| {x['case']} | error: {x['error'][:80]} | | | | | |")
+                out.append(f"| {x['case']} | error: {x['error'][:80]} | | | | | | |")
                 continue
             out.append(
                 f"| {x['case']} | {_fmt(x['metric'])} | {_fmt(x['cost'])} | {x['best'] or '-'} | "
-                f"{_fmt(x['best_metric'])} | {_fmt(x['delta_points'])} | {'yes' if x['dominated'] else 'no'} |"
+                f"{_fmt(x['best_metric'])} | {_fmt(x['delta_points'])} | {'yes' if x['dominated'] else 'no'} | "
+                f"{x.get('cheapest') or '-'} ({_fmt(x.get('cheapest_metric'))}, {_fmt(x.get('cheapest_cost'))}) |"
             )
     return out
 

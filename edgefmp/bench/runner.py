@@ -47,6 +47,7 @@ class SweepOptions:
     threads: int | None = 1
     block: int = 25
     meter: str = "auto"
+    profile: str | None = None
 
 
 @dataclass
@@ -92,6 +93,7 @@ def _tasks(suite_path: str, cases: Sequence[CaseSpec], opts: SweepOptions) -> li
             replay=opts.replay,
             block=opts.block,
             meter=opts.meter,
+            profile=opts.profile,
         )
         for qid in ids
     ]

@@ -87,6 +87,7 @@ def test_cli_profile_writes_json_and_a_profiled_catalog(zoo: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
     data = read_profile(out)
     assert data["format"] == "edgefmp.profile" and data["runs"] == 3
+    assert "| detect | toy-det |" in out.with_suffix(".md").read_text()
     spec = load_catalog(cat)  # relative model paths were rewritten for the new folder
     det = spec.functions["detect"][0]
     assert det.resolve(det.model or "").is_file() and det.cost.latency_ms is not None
@@ -101,3 +102,20 @@ def test_profile_model_files_and_errors(zoo: Path, tmp_path: Path) -> None:
     bad.write_text(json.dumps({"format": "other"}))
     with pytest.raises(ConfigError, match="not an edgefmp profile"):
         read_profile(bad)
+
+
+def test_bench_opens_the_catalog_with_profile_priors_and_pinned_threads(zoo: Path, tmp_path: Path) -> None:
+    from edgefmp.bench.execute import open_catalog
+
+    data = run_profile([str(zoo.parent / "det.onnx")], runs=3, warmup=0, meter_name="estimated", batches=False)
+    data["backends"][0]["name"] = "toy-det"
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    broken = yaml.safe_load(zoo.read_text())
+    broken["functions"]["vqa"].pop()  # the missing model would fail to open
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(broken))
+    with open_catalog(str(good), threads=1, profile=str(path)) as cat:
+        det = cat.backends("detect")[0]
+        assert det.spec.cost.latency_ms == pytest.approx(data["backends"][0]["latency_ms"]["mean"])
+        assert det.spec.options["intra_op_threads"] == 1
