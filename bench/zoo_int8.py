@@ -75,6 +75,12 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         "int8 = static QDQ, per-channel int8 weights, uint8 activations, minmax calibration on "
         "training-split frames.",
         "",
+        "The 1-thread columns are the reliable comparison on a 2-core machine shared with other jobs "
+        "(as when this was measured): a 2-thread run stalls whenever the second core is busy, and "
+        "fp32 (more compute per call) stalls more than int8, which inflates the 2-thread ratio. "
+        "The smallest models (s) are overhead-bound at well under 0.3 ms a call: int8 buys them "
+        "nothing, so the catalog uses their fp32 files.",
+        "",
         "| model | metric | fp32 ms 1t | int8 ms 1t | speed-up 1t | fp32 ms 2t | int8 ms 2t | speed-up 2t "
         "| fp32 clean | int8 clean | Δ clean | fp32 corr. | int8 corr. | Δ corr. | fp32 size | int8 size |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -19,8 +19,11 @@ cv = ClassicalBackend(BackendSpec(name="shapes-cv", kind="classical", function="
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -28,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgefmp.backends import classical_cascades as cascades
 from edgefmp.backends.base import Backend
-from edgefmp.backends.classical_shapes import COLORS, SHAPES, Shape, find_shapes
+from edgefmp.backends.classical_shapes import COLORS, SHAPES, Shape, Workspace, find_shapes
 from edgefmp.backends.processing import parse_question
 from edgefmp.errors import BackendError, ConfigError
 from edgefmp.results import (
@@ -52,6 +55,7 @@ GENERIC = frozenset({"shape", "shapes", "object", "objects", "thing", "things", 
 _WORD_SYNONYMS = {"colour": "color", "grey": "gray", "square": "rectangle", "squares": "rectangle",
                   "circles": "circle", "rectangles": "rectangle", "triangles": "triangle", "rect": "rectangle"}
 GROUPS: dict[str, list[str]] = {"color": list(COLORS), "shape": list(SHAPES)}
+RECENT_IMAGES = 4  # shapes found in this many recent images are kept, for further calls on them
 FUNCTIONS = {"shapes": ("detect", "verify", "classify", "vqa"), "faces": ("detect", "vqa"),
              "people": ("detect", "vqa")}
 
@@ -106,6 +110,11 @@ class ClassicalBackend(Backend):
                 f"backend {spec.name!r}: classical detector {opts.detector!r} cannot serve {spec.function!r}; "
                 f"it serves: {', '.join(served)}"
             )
+        # find_shapes' reusable buffers, and the shapes of the last few images (by content hash):
+        # a program often asks several questions of one frame.
+        self._workspace = Workspace()
+        self._recent: OrderedDict[bytes, list[Shape]] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._people: cascades.Detector | None = None
         if opts.detector == "faces":
             self._people = cascades.face_detector()
@@ -135,7 +144,24 @@ class ClassicalBackend(Backend):
     def _run_detector(self, image: np.ndarray) -> list[Any]:
         if self._people is not None:
             return self._people(image)
-        return find_shapes(image, self.opts.min_area)
+        return self._find_shapes(image)
+
+    def _find_shapes(self, image: np.ndarray) -> list[Shape]:
+        """find_shapes, remembered for the last RECENT_IMAGES images (keyed by their bytes'
+        SHA-256, shape and type, so a changed or reused buffer is never mistaken)."""
+        data = np.ascontiguousarray(image)
+        key = hashlib.sha256(data.view(np.uint8).reshape(-1)).digest() + repr((data.shape, data.dtype.str)).encode()
+        with self._recent_lock:
+            found = self._recent.get(key)
+            if found is not None:
+                self._recent.move_to_end(key)
+                return list(found)
+        found = find_shapes(data, self.opts.min_area, workspace=self._workspace)
+        with self._recent_lock:
+            self._recent[key] = found
+            while len(self._recent) > RECENT_IMAGES:
+                self._recent.popitem(last=False)
+        return list(found)
 
     # ------------------------------------------------------------------------ shapes
 

@@ -131,7 +131,10 @@ def train_model(
     torch.manual_seed(model.seed)
     tc = TrainConfig(steps=_steps(model, cfg), batch=model.batch, lr=model.lr, seed=model.seed)
     progress.start(f"train {model.name}", tc.steps)
-    on_step = lambda _step, _loss: progress.advance()  # noqa: E731
+
+    def on_step(_step: int, _loss: float) -> None:
+        progress.advance()
+
     if model.family == "shapedet":
         det = ShapeDet(model.widths, DET_INPUT_HW)
         dset = data.mixed_det if model.robust else data.clean_det
