@@ -61,7 +61,20 @@ def test_run_then_replay_another_policy(tmp_path: Path) -> None:
     from edgefmp.demo import DEMO_PROGRAM, demo_truth
     from edgefmp.scenes.video import write_scene_video
 
-    truth = write_scene_video(tmp_path / "clip.mp4", n_frames=10, seed=5)
+    models = Path(__file__).resolve().parents[1] / "models"
+    if not (models / "shapedet-s").is_dir():
+        pytest.skip("the zoo is not built (edgefmp zoo build)")
+    catalog = tmp_path / "two.yaml"
+    catalog.write_text(f"""
+functions:
+  detect:
+    - {{name: cv, kind: classical, options: {{detector: shapes}}}}
+    - {{name: det-s, kind: onnx, model: {models}/shapedet-s/model.int8.onnx}}
+  verify:
+    - {{name: cv, kind: classical, options: {{detector: shapes}}}}
+    - {{name: attr-s, kind: onnx, model: {models}/attrnet-s/model.int8.onnx}}
+""")
+    truth = write_scene_video(tmp_path / "clip.mp4", n_frames=40, seed=5)
     labels = tmp_path / "labels.jsonl"
     labels.write_text(
         "".join(
@@ -69,27 +82,28 @@ def test_run_then_replay_another_policy(tmp_path: Path) -> None:
         )
     )
     traces = tmp_path / "traces.jsonl"
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            str(DEMO_PROGRAM),
-            "--source",
-            str(tmp_path / "clip.mp4"),
-            "--out",
-            str(traces),
-            "--policy",
-            "random",
-            "--labels",
-            str(labels),
-            "--quiet",
-        ],
-    )
+    args = [
+        "run",
+        str(DEMO_PROGRAM),
+        "--source",
+        str(tmp_path / "clip.mp4"),
+        "--catalog",
+        str(catalog),
+        "--out",
+        str(traces),
+        "--policy",
+        "random",
+        "--labels",
+        str(labels),
+        "--quiet",
+    ]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     logged = [json.loads(x) for x in traces.read_text().splitlines() if '"frame_id"' in x]
-    assert all(c["propensity"] is not None for t in logged for c in t["calls"])
+    assert all(c["propensity"] == pytest.approx(0.5) for t in logged for c in t["calls"])
     result = runner.invoke(app, ["replay", str(traces), "--policy", "static:0", "--labels", str(labels), "--json"])
     assert result.exit_code == 0, result.output
     (estimate,) = json.loads(result.output)
-    assert estimate["policy"] == "static:0" and estimate["labelled"] == 10
+    assert estimate["policy"] == "static:0" and estimate["labelled"] == 40
+    assert 0.0 < estimate["support"] < 1.0  # random sometimes chose what static:0 would have
     assert 0.0 <= estimate["accuracy_snips"] <= 1.0

@@ -150,7 +150,7 @@ class ClassicalBackend(Backend):
         """find_shapes, remembered for the last RECENT_IMAGES images (keyed by their bytes'
         SHA-256, shape and type, so a changed or reused buffer is never mistaken)."""
         data = np.ascontiguousarray(image)
-        key = hashlib.sha256(data.view(np.uint8).reshape(-1)).digest() + repr((data.shape, data.dtype.str)).encode()
+        key = hashlib.sha256(data.data).digest() + repr((data.shape, data.dtype.str)).encode()
         with self._recent_lock:
             found = self._recent.get(key)
             if found is not None:

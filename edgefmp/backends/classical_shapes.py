@@ -72,7 +72,6 @@ class Shape:
 _PALETTE = np.asarray(list(PALETTE.values()), np.float32)  # (8, 3)
 _PALETTE_N2 = (_PALETTE * _PALETTE).sum(axis=1)  # |p|^2, 0 for black
 _PALETTE_DIV = np.maximum(_PALETTE_N2, 1.0)
-_PALETTE_BLACK = _PALETTE_N2 == 0
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform kernels: channel sum and channel mean
 _MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 _K3 = np.ones((3, 3), np.uint8)
@@ -82,15 +81,9 @@ _SQUARES = {r: np.ones((2 * r + 1, 2 * r + 1), np.uint8) for r in range(1, 5)}
 # short last axis (a colour triple) are slow, so channel sums use cv2.transform instead.
 
 
-def _softmax_neg(d: np.ndarray, temperature: float) -> np.ndarray:
-    z = -(d - d.min()) / temperature
-    e = np.exp(z)
-    out: np.ndarray = e / e.sum()
-    return out
-
-
 def _softmax_neg_list(d: list[float], temperature: float) -> list[float]:
-    """_softmax_neg of a short list in plain Python (numpy's per-call overhead dominates there)."""
+    """Softmax of -d / temperature, for a short list: plain Python (numpy's per-call overhead
+    would dominate)."""
     low = min(d)
     e = [math.exp(-(x - low) / temperature) for x in d]
     total = sum(e)
@@ -183,7 +176,9 @@ def _fit_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
         fitted = a @ coef
         r = _row_norm(small - fitted)
         sigma = max(1.4826 * _median(r[inliers]), 1.0)
-        inliers = r <= max(2.5 * sigma, 6.0)
+        previous, inliers = inliers, r <= max(2.5 * sigma, 6.0)
+        if np.array_equal(inliers, previous):
+            break  # a fixed point: further rounds would repeat this one exactly
     return fitted.reshape(gh, gw, 3).astype(np.float32), sigma
 
 
@@ -253,7 +248,10 @@ def _background_gain(grid: np.ndarray, size: tuple[int, int], spare: np.ndarray 
     if float(lum.max()) * 10.0 <= _NOMINAL_BACKGROUND:
         return 10.0
     full = cv2.resize(lum, size, dst=spare, interpolation=cv2.INTER_LINEAR).reshape(-1)
-    bg_lum = _median(full, near=_median(lum.reshape(-1)), width=0.005 * float(lum.max() - lum.min()) + 0.2)
+    if len(full) < 4 * lum.size:
+        bg_lum = _median(full)
+    else:  # the grid's median is a close guess: sort only the values near it
+        bg_lum = _median(full, near=_median(lum.reshape(-1)), width=0.005 * float(lum.max() - lum.min()) + 0.2)
     return min(max(_NOMINAL_BACKGROUND / max(bg_lum, 1.0), 1.0), 10.0)
 
 
@@ -417,7 +415,7 @@ def _find_shapes(image: np.ndarray, min_area_frac: float, bufs: dict[str, np.nda
     dist2 = cv2.transform(d, _SUM3, dst=spare)  # squared distance to the background
     lo = max(2.5 * spread, 15.0)
     hi = max(5.0 * spread, 35.0)
-    low_mask = (dist2 > lo * lo).view(np.uint8)
+    low_mask: np.ndarray = (dist2 > lo * lo).view(np.uint8)
     if min(h, w) >= 100:
         low_mask = cv2.morphologyEx(low_mask, cv2.MORPH_OPEN, _K3)
     n, labels, stats = _components(low_mask, bufs.get("labels"))
@@ -471,7 +469,7 @@ def _classify_piece(
     is a solid shape, and name its shape and colour. `grad` holds the window's gradient image
     once computed (only faint blobs need it); `rgb8` is `rgb` as uint8, when it is one."""
     peak = _percentile(diff[piece], 90)
-    near = cv2.dilate(piece.view(np.uint8), _K5)
+    near: np.ndarray = cv2.dilate(piece.view(np.uint8), _K5)
     if others is not None:
         near[others] = 0
     cut = (diff > 0.5 * peak).view(np.uint8) & near

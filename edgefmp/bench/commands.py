@@ -100,8 +100,14 @@ def bench(
         Path | None, typer.Option("--profile", help="`edgefmp profile` JSON: the backends' cost priors")
     ] = None,
     meter: Annotated[str, typer.Option(help="energy meter: auto, jetson, nvml, rapl, estimated")] = "auto",
+    remote: Annotated[
+        bool, typer.Option(help="serve each function's largest backend with `edgefmp serve` on loopback")
+    ] = True,
     plots: Annotated[bool, typer.Option(help="write the PNG plots (needs matplotlib)")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    from_results: Annotated[
+        Path | None, typer.Option(help="run nothing: rebuild the report of this results.json (same suite)")
+    ] = None,
 ) -> None:
     """Run policies x budgets on a suite's streams; write results JSON, a markdown table and plots."""
     from edgefmp.bench.cases import plan_cases
@@ -114,6 +120,9 @@ def bench(
     command = _command_line(ctx)
     try:
         spec = load_suite(suite)
+        if from_results is not None:
+            _rebuild(from_results, spec, out_dir, plots)
+            return
         catalog_path = resolve_catalog_path(catalog)
         if quick:
             budgets = budgets or ["gap:1", "5%"]
@@ -132,9 +141,11 @@ def bench(
             threads=threads,
             profile=str(profile_path) if profile_path is not None else None,
             meter=meter,
+            remote=remote and not str(catalog_path).startswith("py:"),
         )
         with open_catalog(str(catalog_path), profile=opts.profile) as cat:
             cat_desc = _describe_catalog(cat, catalog_path, opts.profile)
+        cat_desc["remote_tier"] = "edgefmp serve on loopback (KServe, JPEG)" if opts.remote else None
         n_queries = len(opts.queries) if opts.queries else len(spec.queries)
         progress = _SweepProgress(n_queries, enabled=not quiet)
         console.print(
@@ -151,6 +162,23 @@ def bench(
         raise _fail(exc) from None
     _print_rows(report)
     out.print(f"{run.seconds:.0f} s; wrote {', '.join(str(p) for p in written)}")
+
+
+def _rebuild(results: Path, spec: Any, out_dir: Path | None, plots: bool) -> None:
+    """Rebuild a report from a results file: same records, command and environment."""
+    from edgefmp.bench.report import build_report, run_from_results, write_report
+    from edgefmp.errors import ConfigError
+
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{results}: cannot read the results: {exc}") from exc
+    if data.get("suite", {}).get("digest") != spec.digest:
+        raise ConfigError(f"{results}: made from another version of {spec.source} (digest differs)")
+    report = build_report(run_from_results(data), spec, data["command"], data["environment"], data["catalog"])
+    written = write_report(report, out_dir or results.parent, plots=plots)
+    _print_rows(report)
+    out.print(f"rebuilt; wrote {', '.join(str(p) for p in written)}")
 
 
 def _command_line(ctx: typer.Context) -> str:

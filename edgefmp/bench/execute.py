@@ -53,6 +53,7 @@ class QueryTask:
     block: int = 25
     meter: str = "auto"
     profile: str | None = None
+    remote_url: str | None = None
 
 
 @dataclass
@@ -67,12 +68,15 @@ class QueryResult:
     seconds: float = 0.0
 
 
-def open_catalog(ref: str, threads: int | None = None, profile: str | None = None) -> Catalog:
+def open_catalog(
+    ref: str, threads: int | None = None, profile: str | None = None, remote_url: str | None = None
+) -> Catalog:
     """A catalog from a YAML path, or from `py:module:function` (a factory returning a Catalog,
     how tests pass in-memory backends to worker processes). `threads` pins every ONNX
     backend's thread pools (the catalog's own setting included), so that parallel workers on
     a small machine do not oversubscribe its cores and every case is measured alike.
-    `profile` (an `edgefmp profile` JSON) sets the backends' cost priors, as a deployment would."""
+    `profile` (an `edgefmp profile` JSON) sets the backends' cost priors, as a deployment would;
+    with `remote_url`, each function's last backend is a client of that server (remote.py)."""
     if ref.startswith("py:"):
         module, _, attr = ref[3:].partition(":")
         try:
@@ -86,6 +90,10 @@ def open_catalog(ref: str, threads: int | None = None, profile: str | None = Non
         from edgefmp.bench.profile import apply_profile, read_profile
 
         spec = apply_profile(spec, read_profile(profile))
+    if remote_url is not None:
+        from edgefmp.bench.remote import with_remote_largest
+
+        spec = with_remote_largest(spec, remote_url)
     if threads is not None:
         for backends in spec.functions.values():
             for b in backends:
@@ -192,7 +200,7 @@ def run_query(task: QueryTask, progress: Progress | None = None) -> QueryResult:
             "lookalikes": sum(f.kind == "lookalike" for f in stream),
             "truth_digest": stream.truth_digest(),
         }
-        with open_catalog(task.catalog, task.threads, task.profile) as catalog:
+        with open_catalog(task.catalog, task.threads, task.profile, task.remote_url) as catalog:
             _run_cases(task, suite, query, stream, catalog, result, progress)
     except Exception as exc:  # the query's stream or catalog failed: every case gets the error
         log.debug("query %s failed", task.query_id, exc_info=True)

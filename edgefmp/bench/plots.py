@@ -54,6 +54,8 @@ def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
     """One PNG of metric against each cost with a non-zero reference: every case as a point,
     each family's Pareto front as a line, static assignments per query faint behind."""
     plt = _pyplot()
+    from matplotlib import ticker
+
     metric = "F1" if report["suite"]["metric"] == "f1" else "accuracy"
     largest = report.get("largest") or {}
     rows = [r for r in report["rows"] if r["metric"] is not None]
@@ -78,6 +80,8 @@ def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
         )
         ax.axhline(largest["metric"] - 0.01, color="black", lw=0.6, ls=":", label="largest - 1 point")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(COST_LABELS[cost])
         ax.set_ylabel(metric)
         ax.set_title(f"{report['suite']['name']}: {metric} against {cost.split('_')[0]}")
@@ -92,33 +96,37 @@ def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
 
 
 def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
-    """Learning curves: the windowed metric over frames, pooled over queries."""
+    """Learning curves: the windowed metric over frames pooled over queries (left) and the same
+    minus always-largest's (right), which removes what the corruption schedule does to all."""
     plt = _pyplot()
     curves = report.get("curves") or {}
     if not curves:
         return []
     metric = "F1" if report["suite"]["metric"] == "f1" else "accuracy"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, gx) = plt.subplots(1, 2, figsize=(12, 4.5))
     family_of = {r["case"]: r["family"] for r in report["rows"]}
+    gaps = report.get("gap_curves") or {}
     for case, pts in curves.items():
         fam = family_of.get(case, "static")
         if not pts or (fam == "static" and case != "largest"):
             continue
         color, _ = FAMILY_STYLE.get(fam, ("black", "o"))
-        style = "-" if case != "largest" else "--"
-        ax.plot(
-            [p[0] for p in pts],
-            [p[1] for p in pts],
-            style,
-            color="black" if case == "largest" else color,
-            alpha=0.8,
-            lw=1.2,
-            label=case,
-        )
-    ax.set_xlabel("frames seen (end of a 100-frame window)")
-    ax.set_ylabel(f"{metric} in the window")
-    ax.set_title(f"{report['suite']['name']}: learning curves")
-    ax.grid(alpha=0.3)
+        if case == "largest":
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "--", color="black", lw=1.2, label=case)
+            continue
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, alpha=0.8, lw=1.2, label=case)
+        g = gaps.get(case) or []
+        gx.plot([p[0] for p in g], [100 * p[1] for p in g], color=color, alpha=0.8, lw=1.2, label=case)
+    gx.axhline(0, color="black", lw=0.8, ls="--")
+    gx.axhline(-1, color="black", lw=0.6, ls=":")
+    for a, ylabel, title in (
+        (ax, f"{metric} in the window", "learning curves"),
+        (gx, "points against always-largest", "gap to always-largest"),
+    ):
+        a.set_xlabel("frames seen (end of a 100-frame window)")
+        a.set_ylabel(ylabel)
+        a.set_title(f"{report['suite']['name']}: {title}")
+        a.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     path = out / "learning_curves.png"

@@ -48,6 +48,8 @@ class SweepOptions:
     block: int = 25
     meter: str = "auto"
     profile: str | None = None
+    remote: bool = False  # serve each function's last backend with `edgefmp serve` on loopback
+    remote_url: str | None = None  # set while the server runs
 
 
 @dataclass
@@ -94,6 +96,7 @@ def _tasks(suite_path: str, cases: Sequence[CaseSpec], opts: SweepOptions) -> li
             block=opts.block,
             meter=opts.meter,
             profile=opts.profile,
+            remote_url=opts.remote_url,
         )
         for qid in ids
     ]
@@ -105,7 +108,19 @@ def run_sweep(
     opts: SweepOptions,
     on_progress: Progress | None = None,
 ) -> SweepRun:
-    """Run `cases` on the suite's queries; `workers <= 1` runs in this process (tests)."""
+    """Run `cases` on the suite's queries; `workers <= 1` runs in this process (tests).
+    With `opts.remote`, an `edgefmp serve` child serves the remote tier for the whole sweep."""
+    if opts.remote and opts.remote_url is None:
+        if opts.catalog.startswith("py:"):
+            raise ConfigError("the remote tier serves a catalog file; an in-memory catalog cannot be served")
+        from edgefmp.bench.remote import serve_largest
+
+        with serve_largest(opts.catalog, opts.threads) as url:
+            opts.remote_url = url
+            try:
+                return run_sweep(suite_path, cases, opts, on_progress)
+            finally:
+                opts.remote_url = None
     tasks = _tasks(suite_path, cases, opts)
     workers = max(1, min(opts.workers, MAX_WORKERS, len(tasks), os.cpu_count() or 1))
     run = SweepRun(suite_path=str(suite_path), cases=list(cases), options=opts, workers=workers)

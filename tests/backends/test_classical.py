@@ -9,7 +9,7 @@ from easy_vqa import get_test_image_paths, get_test_questions
 
 from edgefmp.backends.catalog import BackendSpec, Catalog, default_catalog_path, load_catalog
 from edgefmp.backends.classical import ClassicalBackend, ClassicalOptions, label_words
-from edgefmp.backends.classical_shapes import find_shapes
+from edgefmp.backends.classical_shapes import Workspace, find_shapes
 from edgefmp.errors import BackendError, BackendUnavailable, ConfigError
 from edgefmp.results import (
     Answer,
@@ -146,6 +146,24 @@ def test_composed_scenes(pool, kind, severity, floor):
               for i, s in enumerate(scenes)]
     recall, precision, labels = _match_rate(scenes, images)
     assert recall >= floor and precision >= 0.85 and labels >= 0.9, (recall, precision, labels)
+
+
+def test_workspace_and_repeated_calls_change_nothing(pool):
+    """find_shapes with reused buffers, and the backend's memory of recent images, give the
+    same shapes; an image changed in place is looked at afresh."""
+    rng = np.random.default_rng(5)
+    images = [compose_scene(rng, pool).image for _ in range(3)]
+    images.append(corrupt(images[0], "low_light", 3, rng))
+    workspace = Workspace()
+    for img in images + images:
+        assert find_shapes(img, workspace=workspace) == find_shapes(img)
+    backend = _backend("detect")
+    img = images[0].copy()
+    first = backend.infer(DetectRequest(img, ("shape",)))
+    again = backend.infer(DetectRequest(img, ("shape",)))
+    assert len(first) > 0 and np.array_equal(first.boxes, again.boxes) and np.array_equal(first.scores, again.scores)
+    img[:] = 180  # the same buffer, now blank
+    assert len(backend.infer(DetectRequest(img, ("shape",)))) == 0
 
 
 def test_empty_background_finds_nothing():

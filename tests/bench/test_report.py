@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edgefmp.bench.cases import plan_cases
-from edgefmp.bench.report import build_report, markdown, write_report
+from edgefmp.bench.report import build_report, markdown, run_from_results, write_report
 from edgefmp.bench.runner import SweepOptions, environment, run_sweep
 from edgefmp.bench.suite import load_suite
 from edgefmp.cli import app
@@ -35,10 +35,19 @@ def test_report_has_every_comparison(write_suite: Callable[..., Path], tmp_path:
     assert "| largest |" in text and "## Savings at matched accuracy" in text
     written = write_report(report, tmp_path / "out")
     names = {p.name for p in written}
-    assert {"results.json", "results.md", "pareto_latency.png", "learning_curves.png", "backend_mix.png",
-            "backend_mix_sites.png"} <= names
+    assert {
+        "results.json",
+        "results.md",
+        "pareto_latency.png",
+        "learning_curves.png",
+        "backend_mix.png",
+        "backend_mix_sites.png",
+    } <= names
     again = json.loads((tmp_path / "out" / "results.json").read_text())
     assert again["version"] == 1 and len(again["records"]) == len(report["records"])
+    assert set(report["gap_curves"]) == {c for c in report["curves"] if c != "largest"}
+    rebuilt = build_report(run_from_results(again), load_suite(path), again["command"], again["environment"], {})
+    assert [r["metric"] for r in rebuilt["rows"]] == [r["metric"] for r in report["rows"]]
 
 
 def test_cli_bench_writes_results_with_the_command(write_suite: Callable[..., Path], tmp_path: Path) -> None:

@@ -121,3 +121,18 @@ def test_parallel_workers_give_the_same_answers(write_suite: Callable[..., Path]
 def test_unknown_query_is_refused(write_suite: Callable[..., Path]) -> None:
     with pytest.raises(ConfigError, match="no query 'nope'"):
         run_sweep(str(write_suite()), plan_cases(["static"]), SweepOptions(catalog=REF, queries=["nope"]))
+
+
+def test_remote_tier_is_served_on_loopback(write_suite: Callable[..., Path]) -> None:
+    from edgefmp.backends.catalog import default_catalog_path
+
+    opts = SweepOptions(
+        catalog=str(default_catalog_path()), workers=1, max_frames=10, queries=["red-circle"], remote=True
+    )
+    run = run_sweep(str(write_suite()), plan_cases(["static"]), opts)
+    largest = _records(run.results[0])["largest"]
+    assert largest["error"] is None
+    assert {b for row in largest["mix"].values() for b in row["backends"]} == {"shapes-cv-remote"}
+    assert largest["bytes"] > 0 and opts.remote_url is None
+    with pytest.raises(ConfigError, match="in-memory catalog cannot be served"):
+        run_sweep(str(write_suite()), plan_cases(["static"]), SweepOptions(catalog=REF, remote=True))

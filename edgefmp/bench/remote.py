@@ -1,0 +1,93 @@
+"""The remote tier of a bench: the catalog's largest models served by `edgefmp serve` on
+loopback, and the catalog the workers use, whose last backend of every function calls it.
+
+A catalog lists its backends cheapest first, and the last one is the model a deployment runs
+on a server. The bench starts one `edgefmp serve` child for the sweep (serving the catalog with
+the same thread pinning as the workers), and rewrites each function's last entry into a
+`kind: remote` KServe client of that server (`<name>-remote`, JPEG uploads). Every call to it
+then pays what a remote call pays on this machine: encoding, HTTP, the server's queue and
+compute, decoding, and its real byte counts; the router sees it as `location: remote`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edgefmp.backends.catalog import BackendSpec, CatalogSpec, load_catalog
+from edgefmp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SERVED_MODEL = "edgefmp"  # `edgefmp serve`'s name for "each function's most capable backend"
+REMOTE_OPTIONS: dict[str, Any] = {
+    "protocol": "kserve",
+    "kserve_image": "jpeg",
+    "jpeg_quality": 90,
+    "max_side": None,
+    "timeout_s": 30.0,
+    "retries": 1,
+    "failure_threshold": 20,
+    "cooldown_s": 5.0,
+}
+
+
+def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
+    """A copy of `spec` whose last backend of every function is a remote client of `url`.
+
+    The client keeps the served model's `cost:` (its parameters, and its on-device latency as
+    a lower-bound prior: the network comes on top and is learned from measurements)."""
+    out = spec.model_copy(deep=True)
+    for fn, backends in out.functions.items():
+        last = backends[-1]
+        if last.kind == "remote":
+            continue
+        backends[-1] = BackendSpec(
+            name=f"{last.name}-remote",
+            kind="remote",
+            function=fn,
+            model=SERVED_MODEL,
+            location="remote",
+            cost=last.cost.model_copy(),
+            options={**REMOTE_OPTIONS, "url": url},
+            base_dir=last.base_dir,
+        )
+    return out
+
+
+def pinned_copy(catalog: str | Path, threads: int | None, folder: Path) -> Path:
+    """The catalog written into `folder` with every ONNX backend pinned to `threads` threads
+    (what the server runs, so its models are measured like the workers')."""
+    from edgefmp.bench.profile import catalog_yaml
+
+    spec = load_catalog(catalog)
+    if threads is not None:
+        for backends in spec.functions.values():
+            for b in backends:
+                if b.kind == "onnx":
+                    b.options["intra_op_threads"] = threads
+                    b.options["inter_op_threads"] = threads
+    path = folder / "served-catalog.yaml"
+    path.write_text(catalog_yaml(spec, folder), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def serve_largest(catalog: str, threads: int | None) -> Iterator[str]:
+    """Run `edgefmp serve` on loopback for the sweep; yields its base URL."""
+    try:
+        from edgefmp.serve.process import ServeProcess
+    except ImportError as exc:  # pragma: no cover - the serve package ships with edgefmp
+        raise ConfigError(f"the remote tier needs edgefmp.serve: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="edgefmp-bench-serve-") as tmp:
+        served = pinned_copy(catalog, threads, Path(tmp))
+        with ServeProcess(served, "--log-level", "error") as server:
+            log.info("remote tier: edgefmp serve %s at %s", catalog, server.url)
+            yield server.url
+
+
+__all__ = ["REMOTE_OPTIONS", "SERVED_MODEL", "pinned_copy", "serve_largest", "with_remote_largest"]
