@@ -21,8 +21,15 @@ edgefmp zoo build --out models     # seeded: data, training, export, int8, manif
 ```
 
 Build time of the committed models: {build_time} wall, {build_cpu} of CPU, with
-{build_threads} torch thread(s) on {build_machine} (a 2-core machine shared with other jobs at
-the time, so wall time is pessimistic). Everything under models/: {total_size}.
+{build_threads} torch thread(s) on {build_machine} (wall time grows with other load on the
+machine; `models/build.json` has the per-model split). Everything under models/: {total_size}.
+
+Reproducibility: data, batches and initial weights are seeded, so a rebuild with the same
+thread count on the same kind of CPU writes bit-identical models (same sha256 in the
+manifests). A different thread count changes the order of float sums in training, and the
+models then differ by about a point of accuracy (seen: up to 1.4 points on the s and m models
+between a 1-thread and a 2-thread build); `edgefmp zoo build` prints each rebuilt model's clean
+accuracy next to the one it replaces.
 
 ## Labels
 
