@@ -1,8 +1,8 @@
 """`edgefmp demo`: the main job on the bundled default.
 
 Writes a camera-like video of easy-VQA shapes (test split) with its ground truth, runs the
-bundled example program ("is there a red circle?") on it through `edgefmp run`'s own code path,
-and scores the answers against the truth.
+bundled example program ("is there a red circle?") on it through `edgefmp run`'s own code path
+with the truth as feedback (so the router learns as it goes), and scores the answers.
 """
 
 from __future__ import annotations
@@ -52,6 +52,15 @@ def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     video = workdir / "demo_scene.mp4"
     truth = write_scene_video(video, n_frames=frames, seed=DEMO_SEED)
+    # The ground truth doubles as immediate feedback, so the router learns during the demo.
+    labels = workdir / "labels.jsonl"
+    labels.write_text(
+        "".join(
+            json.dumps({"frame_id": f"{video.stem}:{i}", "label": demo_truth(t.objects) == "yes"}) + "\n"
+            for i, t in enumerate(truth)
+        ),
+        encoding="utf-8",
+    )
     traces_path = workdir / "traces.jsonl"
     annotated = workdir / "annotated.mp4"
     summary = run_program(
@@ -60,6 +69,7 @@ def run_demo(
             source=str(video),
             out=traces_path,
             policy=policy,
+            labels=labels,
             video_out=annotated,
             summary_out=workdir / "summary.json",
             progress=progress,

@@ -106,11 +106,12 @@ def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
     fig, (ax, gx) = plt.subplots(1, 2, figsize=(12, 4.5))
     family_of = {r["case"]: r["family"] for r in report["rows"]}
     gaps = report.get("gap_curves") or {}
+    shades = _shades(plt, [c for c in curves if family_of.get(c, "static") != "static"], family_of)
     for case, pts in curves.items():
         fam = family_of.get(case, "static")
         if not pts or (fam == "static" and case != "largest"):
             continue
-        color, _ = FAMILY_STYLE.get(fam, ("black", "o"))
+        color = shades.get(case, "black")
         if case == "largest":
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "--", color="black", lw=1.2, label=case)
             continue
@@ -133,6 +134,20 @@ def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [path]
+
+
+_FAMILY_MAPS = {"adaptive": "Blues", "paper": "Reds", "routing": "Oranges", "cascade": "Purples"}
+
+
+def _shades(plt: Any, cases: list[str], family_of: dict[str, str]) -> dict[str, Any]:
+    """One shade of the family's colour per case, so a family's budgets can be told apart."""
+    out: dict[str, Any] = {}
+    for fam, cmap_name in _FAMILY_MAPS.items():
+        members = [c for c in cases if family_of.get(c) == fam]
+        cmap = plt.get_cmap(cmap_name)
+        for i, c in enumerate(members):
+            out[c] = cmap(0.45 + 0.5 * (i / max(len(members) - 1, 1)))
+    return out
 
 
 def plot_mix(report: dict[str, Any], out: Path) -> list[Path]:

@@ -40,12 +40,19 @@ def resolve_catalog_path(path: Path | None) -> Path:
     return zoo if zoo.is_file() else default_catalog_path()
 
 
+# `--policy adaptive` without a preset: the project's promise, the cheapest routing within one
+# point of accuracy of the largest backends (with no target at all it would only chase accuracy).
+DEFAULT_ADAPTIVE_TARGETS = {"accuracy_gap": 1.0}
+
+
 def build_policy(name: str | None) -> Policy:
     name = name or default_policy_name()
     if name.endswith((".yaml", ".yml")):
         from edgefmp.policies.presets import load_preset
 
         return load_preset(Path(name))
+    if name == "adaptive":
+        return create(name, targets=dict(DEFAULT_ADAPTIVE_TARGETS))
     return create(name)
 
 
