@@ -134,8 +134,7 @@ def demo(
     policy: Annotated[str | None, typer.Option(help="policy name (default: the best available)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
 ) -> None:
-    """The main job on the bundled default: a camera-like easy-VQA video, the example program,
-    the bundled backends, and the summary."""
+    """The main job on the bundled default: an easy-VQA camera video, the example program, the summary."""
     from edgefmp.demo import run_demo
 
     with user_errors():
