@@ -27,7 +27,7 @@ from typing import Any
 from edgefmp.bench.cases import CaseSpec
 from edgefmp.bench.execute import Progress, QueryResult, QueryTask, run_query
 from edgefmp.bench.suite import load_suite
-from edgefmp.errors import ConfigError
+from edgefmp.errors import ConfigError, EdgeFMPError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ def _tasks(suite_path: str, cases: Sequence[CaseSpec], opts: SweepOptions) -> li
         if unknown:
             raise ConfigError(f"{suite.source}: no query {unknown[0]!r}; queries: {', '.join(ids)}")
         ids = [q for q in ids if q in opts.queries]
+    # Longest first, so the sweep does not end with one worker alone on a big query: a
+    # program's static assignments (and so its work) grow with its number of call sites.
+    ids.sort(key=lambda q: -_sites(suite.query(q).program))
     return [
         QueryTask(
             suite_path=str(suite_path),
@@ -100,6 +103,15 @@ def _tasks(suite_path: str, cases: Sequence[CaseSpec], opts: SweepOptions) -> li
         )
         for qid in ids
     ]
+
+
+def _sites(program: object) -> int:
+    from edgefmp.program import load_program
+
+    try:
+        return len(load_program(str(program)).sites)
+    except EdgeFMPError:
+        return 0  # the worker reports the program's error
 
 
 def run_sweep(
@@ -130,6 +142,8 @@ def run_sweep(
     else:
         run.results = _parallel(tasks, workers, opts.threads, on_progress)
     run.seconds = time.perf_counter() - t0
+    position = {q.id: i for i, q in enumerate(load_suite(suite_path).queries)}
+    run.results.sort(key=lambda r: position.get(r.query, len(position)))  # back in suite order
     return run
 
 
