@@ -14,7 +14,8 @@ drawn or the paper policy runs.
 
 from __future__ import annotations
 
-from edgefmp.bench.profile import apply_profile, read_profile, run_profile
+from edgefmp.bench.prior import apply_profile, read_profile
+from edgefmp.bench.profile import run_profile
 from edgefmp.bench.suite import Suite, load_suite
 
 __all__ = ["Suite", "apply_profile", "load_suite", "read_profile", "run_profile"]

@@ -112,8 +112,9 @@ def bench(
     """Run policies x budgets on a suite's streams; write results JSON, a markdown table and plots."""
     from edgefmp.bench.cases import plan_cases
     from edgefmp.bench.execute import open_catalog
+    from edgefmp.bench.machine import environment
     from edgefmp.bench.report import build_report, write_report
-    from edgefmp.bench.runner import SweepOptions, environment, run_sweep
+    from edgefmp.bench.runner import SweepOptions, run_sweep
     from edgefmp.bench.suite import load_suite
     from edgefmp.runtime.session import resolve_catalog_path
 
@@ -273,7 +274,8 @@ def profile(
 ) -> None:
     """Measure every backend on this device (latency percentiles, throughput, memory, energy)."""
     from edgefmp.backends.catalog import load_catalog
-    from edgefmp.bench.profile import apply_profile, catalog_yaml, profile_markdown, run_profile
+    from edgefmp.bench.prior import apply_profile, catalog_yaml
+    from edgefmp.bench.profile import profile_markdown, run_profile
 
     try:
         data = run_profile(

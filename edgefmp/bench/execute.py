@@ -87,7 +87,7 @@ def open_catalog(
         return catalog
     spec = load_catalog(ref)
     if profile is not None:
-        from edgefmp.bench.profile import apply_profile, read_profile
+        from edgefmp.bench.prior import apply_profile, read_profile
 
         spec = apply_profile(spec, read_profile(profile))
     if remote_url is not None:

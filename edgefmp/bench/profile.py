@@ -17,11 +17,8 @@ whole-frame VQA, one object's crop for verify / classify / crop VQA.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from edgefmp.backends.base import Backend
-from edgefmp.backends.catalog import BackendSpec, CatalogSpec, CostPrior, load_catalog
+from edgefmp.backends.catalog import BackendSpec, CostPrior, load_catalog
 from edgefmp.backends.registry import backend_class
+from edgefmp.bench.machine import environment, gpu_used_mb, peak_rss_mb, reset_peak_rss, rss_mb
 from edgefmp.cost.meters import EnergyMeter, busy_power_w, select_meter
 from edgefmp.errors import ConfigError
 from edgefmp.results import ClassifyRequest, DetectRequest, LLMRequest, OCRRequest, Request, VerifyRequest, VQARequest
@@ -96,87 +94,6 @@ class BackendProfile:
     energy_source: str = "none"
     providers: list[str] = field(default_factory=list)
     error: str | None = None
-
-
-# ------------------------------------------------------------------------------ memory
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False if it cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
-def _rss_mb() -> float | None:
-    return _status_mb("VmRSS")
-
-
-def _peak_rss_mb() -> float | None:
-    peak = _status_mb("VmHWM")
-    if peak is not None:
-        return peak
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    except (ImportError, OSError):
-        return None
-
-
-def gpu_info() -> dict[str, Any] | None:
-    """GPU name, memory, clocks and throttle reasons from NVML; None without a readable GPU."""
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except Exception:
-        return None
-    try:
-        out = []
-        for i in range(int(pynvml.nvmlDeviceGetCount())):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            info: dict[str, Any] = {
-                "index": i,
-                "name": str(pynvml.nvmlDeviceGetName(h)),
-                "memory_used_mb": mem.used / 2**20,
-                "memory_total_mb": mem.total / 2**20,
-            }
-            # clocks and throttle reasons are optional: not every GPU (or driver) reports them
-            for key, clock in (("sm_clock_mhz", pynvml.NVML_CLOCK_SM), ("mem_clock_mhz", pynvml.NVML_CLOCK_MEM)):
-                with contextlib.suppress(Exception):
-                    info[key] = int(pynvml.nvmlDeviceGetClockInfo(h, clock))
-                    info[key.replace("_mhz", "_max_mhz")] = int(pynvml.nvmlDeviceGetMaxClockInfo(h, clock))
-            with contextlib.suppress(Exception):
-                info["throttle_reasons"] = int(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h))
-            out.append(info)
-        return {"gpus": out}
-    finally:
-        pynvml.nvmlShutdown()
-
-
-def _gpu_used_mb() -> float | None:
-    info = gpu_info()
-    if not info or not info["gpus"]:
-        return None
-    return float(sum(g["memory_used_mb"] for g in info["gpus"]))
 
 
 # ------------------------------------------------------------------------------ requests
@@ -248,9 +165,9 @@ def profile_backend(
     prof = BackendProfile(
         spec.name, spec.function, spec.kind, spec.location or "device", model=spec.model, params=spec.cost.params
     )
-    reset = _reset_peak_rss()
-    rss_before = _rss_mb()
-    gpu_before = _gpu_used_mb()
+    reset = reset_peak_rss()
+    rss_before = rss_mb()
+    gpu_before = gpu_used_mb()
     backend: Backend | None = None
     try:
         backend, prof.session_ms = _create(spec)
@@ -293,10 +210,10 @@ def profile_backend(
     finally:
         if backend is not None:
             backend.close()
-    prof.peak_rss_mb = _peak_rss_mb() if reset else None
+    prof.peak_rss_mb = peak_rss_mb() if reset else None
     if prof.peak_rss_mb is not None and rss_before is not None:
         prof.rss_growth_mb = max(prof.peak_rss_mb - rss_before, 0.0)
-    gpu_after = _gpu_used_mb()
+    gpu_after = gpu_used_mb()
     if gpu_before is not None and gpu_after is not None:
         prof.gpu_memory_mb = max(gpu_after - gpu_before, 0.0)
     return prof
@@ -349,16 +266,6 @@ def _manifest_of(path: Path) -> Any:
     return parse_manifest(text, f"{path} (metadata)")
 
 
-def profile_environment() -> dict[str, Any]:
-    from edgefmp.bench.runner import environment
-
-    env = environment()
-    gpu = gpu_info()
-    if gpu is not None:
-        env["gpu"] = gpu
-    return env
-
-
 def run_profile(
     targets: list[str],
     runs: int = 100,
@@ -399,7 +306,7 @@ def run_profile(
         "meter": meter.describe(),
         "threads": threads,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "environment": profile_environment(),
+        "environment": environment(),
         "backends": [asdict(r) for r in rows],
     }
 
@@ -440,76 +347,13 @@ def profile_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ------------------------------------------------------------------------------ as a prior
-
-
-def read_profile(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the profile: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
-        raise ConfigError(f"{path}: not an edgefmp profile (format {PROFILE_FORMAT!r})")
-    if data.get("version") != PROFILE_VERSION:
-        raise ConfigError(f"{path}: profile version {data.get('version')!r}; this edgefmp reads {PROFILE_VERSION}")
-    return data
-
-
-def apply_profile(catalog: CatalogSpec, profile: dict[str, Any], statistic: str = "mean") -> CatalogSpec:
-    """A copy of `catalog` whose backends' `cost:` priors are what `profile` measured.
-
-    Backends are matched by (function, name); a backend the profile lacks (or whose row has
-    an error) keeps its prior. `latency_ms` takes the chosen statistic (the mean by default,
-    because budgets bound means), `energy_j` the mean per call, `params` the counted
-    parameters when the catalog gives none.
-    """
-    if statistic not in ("mean", "p50", "p90", "p95", "p99"):
-        raise ConfigError(f"apply_profile: statistic must be mean, p50, p90, p95 or p99, got {statistic!r}")
-    rows = {(r["function"], r["name"]): r for r in profile.get("backends", []) if not r.get("error")}
-    out = catalog.model_copy(deep=True)
-    applied = 0
-    for fn, backends in out.functions.items():
-        for b in backends:
-            row = rows.get((fn, b.name))
-            if row is None or not row.get("latency_ms"):
-                continue
-            lat = float(row["latency_ms"][statistic])
-            b.cost.latency_ms = lat if math.isfinite(lat) else b.cost.latency_ms
-            if row.get("energy_j_per_call") is not None:
-                b.cost.energy_j = float(row["energy_j_per_call"])
-            if b.cost.params is None and row.get("params"):
-                b.cost.params = float(row["params"])
-            applied += 1
-    log.info("profile applied to %d backends of catalog %s", applied, catalog.name)
-    return out
-
-
-def catalog_yaml(spec: CatalogSpec, out_dir: str | Path) -> str:
-    """A catalog spec as YAML to be written in `out_dir`: model paths are rewritten relative
-    to that folder, so the new file finds the same models wherever it is written."""
-    import yaml
-
-    data = spec.model_dump(exclude_defaults=True)
-    for fn, backends in data["functions"].items():
-        for b, model in zip(backends, spec.functions[fn], strict=True):
-            b.pop("function", None)
-            b.pop("base_dir", None)
-            if model.model is not None and model.kind in ("onnx", "tensorrt"):  # a file, not a model name
-                b["model"] = os.path.relpath(model.resolve(model.model).resolve(), Path(out_dir).resolve())
-    return str(yaml.safe_dump(data, sort_keys=False))
-
-
 __all__ = [
     "PROFILE_FORMAT",
     "PROFILE_VERSION",
     "BackendProfile",
     "LatencyStats",
-    "apply_profile",
-    "catalog_yaml",
     "profile_backend",
     "profile_markdown",
-    "read_profile",
     "run_profile",
     "sample_requests",
 ]

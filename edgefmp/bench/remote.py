@@ -62,7 +62,7 @@ def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
 def pinned_copy(catalog: str | Path, threads: int | None, folder: Path) -> Path:
     """The catalog written into `folder` with every ONNX backend pinned to `threads` threads
     (what the server runs, so its models are measured like the workers')."""
-    from edgefmp.bench.profile import catalog_yaml
+    from edgefmp.bench.prior import catalog_yaml
 
     spec = load_catalog(catalog)
     if threads is not None:

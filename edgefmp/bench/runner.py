@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -193,38 +192,4 @@ def _drain(queue: Any, on_progress: Callable[[dict[str, Any]], None] | None) -> 
                 log.debug("progress callback failed", exc_info=True)
 
 
-def environment() -> dict[str, Any]:
-    """Where the sweep ran: CPU, cores, providers, library versions."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import onnxruntime as ort
-
-    def ver(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "providers": ort.get_available_providers(),
-        "versions": {
-            name: ver(name)
-            for name in ("edgefmp", "numpy", "onnxruntime", "opencv-python-headless", "torch", "pydantic", "easy-vqa")
-        },
-    }
-
-
-__all__ = ["MAX_WORKERS", "SweepOptions", "SweepRun", "environment", "run_sweep"]
+__all__ = ["MAX_WORKERS", "SweepOptions", "SweepRun", "run_sweep"]

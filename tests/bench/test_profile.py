@@ -11,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from edgefmp.backends.catalog import load_catalog
-from edgefmp.bench.profile import LatencyStats, apply_profile, read_profile, run_profile
+from edgefmp.bench.prior import apply_profile, read_profile
+from edgefmp.bench.profile import LatencyStats, run_profile
 from edgefmp.cli import app
 from edgefmp.errors import ConfigError
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edgefmp.bench.cases import plan_cases
+from edgefmp.bench.machine import environment
 from edgefmp.bench.report import build_report, markdown, run_from_results, write_report
-from edgefmp.bench.runner import SweepOptions, environment, run_sweep
+from edgefmp.bench.runner import SweepOptions, run_sweep
 from edgefmp.bench.suite import load_suite
 from edgefmp.cli import app
 from tests.bench.fakes import REF
