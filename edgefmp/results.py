@@ -15,8 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-FunctionName = Literal["detect", "verify", "vqa", "classify", "ocr", "llm"]
-FUNCTIONS: tuple[str, ...] = ("detect", "verify", "vqa", "classify", "ocr", "llm")
+# `vqa` answers a question about the image it is given (in programs, usually a detection's
+# crop); `answer` answers a question about a whole frame, as one monolithic model would (the
+# routing baseline's single call).
+FunctionName = Literal["detect", "verify", "vqa", "answer", "classify", "ocr", "llm"]
+FUNCTIONS: tuple[str, ...] = ("detect", "verify", "vqa", "answer", "classify", "ocr", "llm")
 
 
 def check_image(image: np.ndarray, where: str) -> None:
@@ -81,6 +84,18 @@ class VQARequest:
 
 
 @dataclass(frozen=True)
+class AnswerRequest(VQARequest):
+    """Answer `question` about the whole frame `image` (function `answer`).
+
+    A VQARequest, so every backend and wire protocol that takes a question takes this one; the
+    function name tells a backend that the question is about the whole frame, so something the
+    question names but the frame lacks makes the answer "none" (see scene_questions.py).
+    """
+
+    function: str = field(default="answer", init=False)
+
+
+@dataclass(frozen=True)
 class ClassifyRequest:
     """Pick the option that best describes `image` (zero-shot classification)."""
 
@@ -113,7 +128,7 @@ class LLMRequest:
     function: str = field(default="llm", init=False)
 
 
-Request = DetectRequest | VerifyRequest | VQARequest | ClassifyRequest | OCRRequest | LLMRequest
+Request = DetectRequest | VerifyRequest | VQARequest | AnswerRequest | ClassifyRequest | OCRRequest | LLMRequest
 
 # ------------------------------------------------------------------------------------ results
 
@@ -222,6 +237,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
     "detect": Detections,
     "verify": Verdict,
     "vqa": Answer,
+    "answer": Answer,
     "classify": Answer,
     "ocr": Text,
     "llm": Answer,

@@ -61,6 +61,14 @@ class BackendSpec(BaseModel):
     location: Literal["device", "remote"] | None = None
     power_w: float | None = Field(default=None, gt=0, description="power drawn while busy, for estimated energy")
     cost: CostPrior = Field(default_factory=CostPrior)
+    accuracy: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "share of right answers measured offline (e.g. `edgefmp zoo evaluate`): the policies' accuracy prior"
+        ),
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     base_dir: str = Field(default=".", description="folder relative paths resolve against")
 

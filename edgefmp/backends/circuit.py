@@ -104,9 +104,7 @@ class CircuitBreaker:
                 what = "trial call" if self._trial_in_flight else "call in flight"
                 self._opened_at = self._clock()
                 self._trial_in_flight = False
-                log.warning(
-                    "%s: %s failed, circuit open for %.1f s", self.name, what, self.cooldown_s
-                )
+                log.warning("%s: %s failed, circuit open for %.1f s", self.name, what, self.cooldown_s)
                 return
             self._failures += 1
             if self._failures >= self.failure_threshold:

@@ -1,12 +1,15 @@
 """ClassicalBackend: OpenCV only, zero weights — the cheapest tier of a catalog.
 
 `detector: shapes` finds coloured geometric shapes (easy-VQA and scenes composed of them, see
-classical_shapes.py) and answers all four image functions about them:
+classical_shapes.py) and answers the image functions about them:
 - detect: labels like "circle", "red", "red circle", or "shape"/"object" for any shape;
 - verify: subject a shape word or "shape"/"object", property a colour or a shape;
 - classify: the option (colour, shape, or "colour shape") that best fits the main shape;
 - vqa: template questions — "what color is the shape?", "what shape is ...?",
-  "is there a red circle?" -> yes/no (negations understood), "how many ...?".
+  "is there a red circle?" -> yes/no (negations understood), "how many ...?", relations
+  ("... to the left of / above ... a blue triangle") and counts ("exactly two ...?");
+- answer: the same questions about a whole frame ("none" when the subject is absent).
+The question logic is shared with detectors under `answer`: scene_questions.py.
 `detector: faces` (Haar cascade) and `detector: people` (HOG) answer detect and the counting
 and yes/no questions about faces or people.
 
@@ -33,9 +36,11 @@ from edgefmp.backends import classical_cascades as cascades
 from edgefmp.backends.base import Backend
 from edgefmp.backends.classical_shapes import COLORS, SHAPES, Shape, Workspace, find_shapes
 from edgefmp.backends.processing import parse_question
+from edgefmp.backends.scene_questions import answer_question, label_words, matches, score
 from edgefmp.errors import BackendError, ConfigError
 from edgefmp.results import (
     Answer,
+    AnswerRequest,
     ClassifyRequest,
     Detections,
     DetectRequest,
@@ -51,13 +56,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GENERIC = frozenset({"shape", "shapes", "object", "objects", "thing", "things", "item", "items", "figure"})
-_WORD_SYNONYMS = {"colour": "color", "grey": "gray", "square": "rectangle", "squares": "rectangle",
-                  "circles": "circle", "rectangles": "rectangle", "triangles": "triangle", "rect": "rectangle"}
-GROUPS: dict[str, list[str]] = {"color": list(COLORS), "shape": list(SHAPES)}
 RECENT_IMAGES = 4  # shapes found in this many recent images are kept, for further calls on them
-FUNCTIONS = {"shapes": ("detect", "verify", "classify", "vqa"), "faces": ("detect", "vqa"),
-             "people": ("detect", "vqa")}
+FUNCTIONS = {
+    "shapes": ("detect", "verify", "classify", "vqa", "answer"),
+    "faces": ("detect", "vqa"),
+    "people": ("detect", "vqa"),
+}
 
 
 class ClassicalOptions(BaseModel):
@@ -70,27 +74,6 @@ class ClassicalOptions(BaseModel):
     min_area: float = Field(default=0.0015, gt=0, lt=1, description="smallest shape, as a fraction of the image")
 
 
-def label_words(label: str) -> list[str] | None:
-    """The colour/shape words a label constrains ([] = any shape); None if it names something
-    else (a label the shapes detector can never find)."""
-    words = [_WORD_SYNONYMS.get(t, t) for t in re.findall(r"[a-z]+", label.lower())]
-    out = [w for w in words if w not in GENERIC and w not in ("a", "an", "the")]
-    return out if all(w in COLORS or w in SHAPES for w in out) else None
-
-
-def matches(shape: Shape, words: list[str]) -> bool:
-    """True when the shape's best colour and shape agree with every word."""
-    return all(w in (shape.color, shape.shape) for w in words)
-
-
-def score(shape: Shape, words: list[str]) -> float:
-    """How sure we are that `shape` is what `words` say: stands out x attribute probabilities."""
-    p = shape.strength
-    for w in words:
-        p *= shape.prob(w)
-    return float(min(max(p, 0.0), 1.0))
-
-
 class ClassicalBackend(Backend):
     """OpenCV detectors without learned weights; see the module docstring."""
 
@@ -98,8 +81,8 @@ class ClassicalBackend(Backend):
     Options = ClassicalOptions
 
     def __init__(self, spec: BackendSpec, options: BaseModel) -> None:
-        opts = options if isinstance(options, ClassicalOptions) else ClassicalOptions.model_validate(
-            options.model_dump()
+        opts = (
+            options if isinstance(options, ClassicalOptions) else ClassicalOptions.model_validate(options.model_dump())
         )
         super().__init__(spec, opts)
         self.opts = opts
@@ -173,7 +156,7 @@ class ClassicalBackend(Backend):
         if isinstance(request, ClassifyRequest):
             return self._classify(shapes, request.options)
         if isinstance(request, VQARequest):
-            return self._vqa(shapes, request.question)
+            return self._vqa(shapes, request)
         raise BackendError(f"backend {self.name!r} cannot answer {request.function!r} requests")
 
     def _detect(self, shapes: list[Shape], labels: tuple[str, ...]) -> Detections:
@@ -231,28 +214,12 @@ class ClassicalBackend(Backend):
         conf = (float(p[best]) / total if total > 0 else 1.0 / len(known)) * main.strength
         return Answer(text=known[best][0], confidence=min(max(conf, 0.0), 1.0))
 
-    def _vqa(self, shapes: list[Shape], question: str) -> Answer:
-        q = parse_question(question, GROUPS)
-        words = list(q.mentioned)
-        if q.kind == "what" and q.group is not None:
-            main = self._main_shape(shapes, words)
-            value = main.color if q.group == "color" else main.shape
-            return Answer(text=value, confidence=score(main, [value]))
-        if q.kind == "count":
-            hits = [s for s in shapes if matches(s, words)]
-            conf = float(np.mean([score(s, words) for s in hits])) if hits else 0.5
-            return Answer(text=str(len(hits)), confidence=conf)
-        if q.kind == "yesno":
-            hits = [s for s in shapes if matches(s, words)]
-            if hits:
-                present, conf = True, max(score(s, words) for s in hits)
-            else:
-                present, conf = False, 1.0 - max((score(s, words) for s in shapes), default=0.0)
-            return Answer(text="yes" if present != q.negated else "no", confidence=min(max(conf, 0.0), 1.0))
-        raise BackendError(
-            f"cannot answer {question!r}: the shapes detector answers only template questions about "
-            f"color and shape (what color/shape ...?, is there a <color> <shape>?, how many ...?)"
-        )
+    def _vqa(self, shapes: list[Shape], request: VQARequest) -> Answer:
+        """Template questions, read by the logic every shapes backend shares (scene_questions)."""
+        try:
+            return answer_question(shapes, request.question, whole_frame=isinstance(request, AnswerRequest))
+        except BackendError as exc:
+            raise BackendError(f"backend {self.name!r}: {exc}") from exc
 
     # ------------------------------------------------------------------- faces, people
 
@@ -264,9 +231,11 @@ class ClassicalBackend(Backend):
             if not wanted:
                 return Detections()
             kept.sort(key=lambda f: -f.score)
-            return Detections(boxes=np.asarray([f.box for f in kept], np.float32).reshape(-1, 4),
-                              scores=np.asarray([f.score for f in kept], np.float32),
-                              labels=[wanted[0]] * len(kept))
+            return Detections(
+                boxes=np.asarray([f.box for f in kept], np.float32).reshape(-1, 4),
+                scores=np.asarray([f.score for f in kept], np.float32),
+                labels=[wanted[0]] * len(kept),
+            )
         if isinstance(request, VQARequest):
             toks = set(re.findall(r"[a-z]+", request.question.lower()))
             if toks & words:

@@ -20,8 +20,23 @@ from edgefmp.errors import BackendUnavailable
 log = logging.getLogger(__name__)
 
 FACE_WORDS = frozenset({"face", "faces", "head", "heads"})
-PERSON_WORDS = frozenset({"person", "people", "persons", "pedestrian", "pedestrians", "human", "humans",
-                          "man", "men", "woman", "women", "child", "children"})
+PERSON_WORDS = frozenset(
+    {
+        "person",
+        "people",
+        "persons",
+        "pedestrian",
+        "pedestrians",
+        "human",
+        "humans",
+        "man",
+        "men",
+        "woman",
+        "women",
+        "child",
+        "children",
+    }
+)
 _HINT = (
     "this OpenCV ({version}) has no {what}: OpenCV 5 moved it to opencv_contrib. "
     "Install OpenCV 4 (pip install 'opencv-python-headless>=4.8,<5') to use detector: {detector}"
@@ -63,8 +78,10 @@ def face_detector(min_size: int = 24) -> Detector:
             gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size), outputRejectLevels=True
         )
         scores = _squash(np.asarray(weights), 2.0, 2.0) if len(rects) else np.zeros(0)
-        return [Found((float(x), float(y), float(x + w), float(y + h)), float(s))
-                for (x, y, w, h), s in zip(rects, scores, strict=True)]
+        return [
+            Found((float(x), float(y), float(x + w), float(y + h)), float(s))
+            for (x, y, w, h), s in zip(rects, scores, strict=True)
+        ]
 
     return detect
 
@@ -72,8 +89,7 @@ def face_detector(min_size: int = 24) -> Detector:
 def people_detector(iou_threshold: float = 0.45) -> Detector:
     """Standing people with OpenCV's default HOG + linear SVM (64x128 window)."""
     if not hasattr(cv2, "HOGDescriptor"):
-        raise BackendUnavailable(_HINT.format(version=cv2.__version__, what="HOG people detector",
-                                              detector="people"))
+        raise BackendUnavailable(_HINT.format(version=cv2.__version__, what="HOG people detector", detector="people"))
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
 
@@ -85,9 +101,15 @@ def people_detector(iou_threshold: float = 0.45) -> Detector:
         if len(rects) == 0:
             return []
         scores = _squash(np.asarray(weights), 0.5, 0.5)
-        keep = np.asarray(cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), 0.0,
-                                           iou_threshold), dtype=np.int64).reshape(-1)
-        return [Found((rects[i][0] / f, rects[i][1] / f, (rects[i][0] + rects[i][2]) / f,
-                       (rects[i][1] + rects[i][3]) / f), float(scores[i])) for i in keep]
+        keep = np.asarray(
+            cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), 0.0, iou_threshold), dtype=np.int64
+        ).reshape(-1)
+        return [
+            Found(
+                (rects[i][0] / f, rects[i][1] / f, (rects[i][0] + rects[i][2]) / f, (rects[i][1] + rects[i][3]) / f),
+                float(scores[i]),
+            )
+            for i in keep.tolist()
+        ]
 
     return detect

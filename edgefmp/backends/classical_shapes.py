@@ -169,8 +169,9 @@ def _fit_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
         if np.count_nonzero(inliers) < k * 3:
             inliers = r <= np.percentile(r, 50)
         weights = inliers.astype(np.float64)
-        ok, coef = cv2.solve((weights @ aa).reshape(k, k) + ridge, ((small_t * weights) @ a).T,
-                             flags=cv2.DECOMP_CHOLESKY)
+        ok, coef = cv2.solve(
+            (weights @ aa).reshape(k, k) + ridge, ((small_t * weights) @ a).T, flags=cv2.DECOMP_CHOLESKY
+        )
         if not ok:  # degenerate inliers (all on a line, say): least squares on them directly
             coef = np.linalg.lstsq(a[inliers], small[inliers].astype(np.float64), rcond=None)[0]
         fitted = a @ coef
@@ -196,7 +197,9 @@ _NOISE_LEVELS = (10.0, 4.0, 1.5)  # above these noise levels, _denoise filters h
 
 
 def _detail(
-    img: np.ndarray, out: np.ndarray | None = None, spare: np.ndarray | None = None,
+    img: np.ndarray,
+    out: np.ndarray | None = None,
+    spare: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Absolute fine detail (gray minus its blur) of an RGB image: noise, and edges. Returns
     also a spare float32 buffer of the same size (the blur), for reuse. `out` and `spare`:
@@ -322,8 +325,9 @@ def _split_by_color(region: np.ndarray, rgb: np.ndarray, gain: float, min_area: 
     for c in wanted:
         part = cv2.morphologyEx((labels == c).view(np.uint8), cv2.MORPH_OPEN, _K3)
         n, lab, stats = _components(part)
-        candidates += [(lab, k, int(stats[k, cv2.CC_STAT_AREA])) for k in range(1, n)
-                       if stats[k, cv2.CC_STAT_AREA] >= floor]
+        candidates += [
+            (lab, k, int(stats[k, cv2.CC_STAT_AREA])) for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= floor
+        ]
     if len(candidates) < 2:
         return [region]
     pieces = [m for m, area in ((lab == k, area) for lab, k, area in candidates) if _solid(m, area)]
@@ -368,9 +372,13 @@ class Workspace:
         try:
             bufs = self._sizes.pop((h, w), None)
             if bufs is None:
-                bufs = {"rgb": np.empty((h, w, 3), np.float32), "bg": np.empty((h, w, 3), np.float32),
-                        "gray": np.empty((h, w), np.float32), "spare": np.empty((h, w), np.float32),
-                        "labels": np.empty((h, w), np.uint16 if _labels_fit_16u(h, w) else np.int32)}
+                bufs = {
+                    "rgb": np.empty((h, w, 3), np.float32),
+                    "bg": np.empty((h, w, 3), np.float32),
+                    "gray": np.empty((h, w), np.float32),
+                    "spare": np.empty((h, w), np.float32),
+                    "labels": np.empty((h, w), np.uint16 if _labels_fit_16u(h, w) else np.int32),
+                }
             self._sizes[(h, w)] = bufs
             while len(self._sizes) > self.max_sizes:
                 self._sizes.popitem(last=False)
@@ -462,8 +470,17 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 
 def _classify_piece(
-    piece: np.ndarray, others: np.ndarray | None, diff: np.ndarray, grad: list[np.ndarray], rgb: np.ndarray,
-    rgb8: np.ndarray | None, origin: tuple[int, int], lo: float, hi: float, gain: float, min_area: float,
+    piece: np.ndarray,
+    others: np.ndarray | None,
+    diff: np.ndarray,
+    grad: list[np.ndarray],
+    rgb: np.ndarray,
+    rgb8: np.ndarray | None,
+    origin: tuple[int, int],
+    lo: float,
+    hi: float,
+    gain: float,
+    min_area: float,
 ) -> Shape | None:
     """Re-cut a blob at half its own contrast (where an anti-aliased edge really is), check it
     is a solid shape, and name its shape and colour. `grad` holds the window's gradient image
@@ -487,8 +504,9 @@ def _classify_piece(
     x0, y0 = origin
     box = (float(bx + x0), float(by + y0), float(bx + bw + x0), float(by + bh + y0))
     rect_fill, tri_fill = _shape_features(mask, area)
-    sp = _softmax_neg_list([math.hypot(rect_fill - pr, tri_fill - pt) for pr, pt in _PROTOTYPES.tolist()],
-                           _SHAPE_TEMPERATURE)
+    sp = _softmax_neg_list(
+        [math.hypot(rect_fill - pr, tri_fill - pt) for pr, pt in _PROTOTYPES.tolist()], _SHAPE_TEMPERATURE
+    )
     cp = _color_probs(_median_color(rgb, rgb8, _interior(mask)), gain)
     strength = min(max((peak - lo) / max(hi - lo, 1e-3), 0.0), 1.0) ** 0.5
     if peak < hi:

@@ -28,6 +28,7 @@ from edgefmp.backends import processing
 from edgefmp.backends.base import Backend
 from edgefmp.backends.manifest import ONNX_METADATA_KEY, Manifest, parse_manifest, read_sidecar, sidecar_paths
 from edgefmp.backends.providers import CPU, TensorRTSettings, select_providers, session_providers
+from edgefmp.backends.scene_questions import WHOLE_FRAME_FUNCTION, check_labels
 from edgefmp.errors import BackendError, BackendUnavailable, ConfigError
 from edgefmp.results import Request, Result
 
@@ -93,6 +94,8 @@ def check_serves(manifest: Manifest, function: str, source: str) -> None:
             f"{source}: a model with postprocess kind {manifest.postprocess.kind!r} cannot serve {function!r}; "
             f"it serves: {', '.join(served) or 'nothing'}. List it under another function or fix the manifest"
         )
+    if function == WHOLE_FRAME_FUNCTION:  # answered from the detections as a scene of shapes
+        check_labels(manifest.labels, source)
 
 
 def check_input(manifest: Manifest, name: str, shape: list[Any], dtype: str, source: str) -> None:
@@ -181,9 +184,7 @@ class OnnxBackend(Backend):
                     f"{self.path}: onnxruntime cannot load this model ({exc2}); the file may be corrupt or "
                     f"truncated: re-export it with `edgefmp export`"
                 ) from exc2
-        log.info(
-            "onnx backend %s: %s on %s (asked %s)", self.spec.name, self.path.name, session.get_providers(), names
-        )
+        log.info("onnx backend %s: %s on %s (asked %s)", self.spec.name, self.path.name, session.get_providers(), names)
         return session
 
     def _embedded_manifest(self) -> Manifest | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -21,6 +21,7 @@ from edgefmp.backends.manifest import Manifest, Postprocess, Preprocess
 from edgefmp.errors import BackendError
 from edgefmp.results import (
     Answer,
+    AnswerRequest,
     ClassifyRequest,
     Detections,
     DetectRequest,
@@ -32,9 +33,10 @@ from edgefmp.results import (
 )
 
 # Which functions a postprocess kind can answer.
+# `answer` (whole-frame questions) is read from a detector's detections by scene_questions.py.
 SERVES: dict[str, tuple[str, ...]] = {
-    "yolo": ("detect", "vqa"),
-    "detr": ("detect", "vqa"),
+    "yolo": ("detect", "vqa", "answer"),
+    "detr": ("detect", "vqa", "answer"),
     "classify": ("classify", "verify"),
     "attributes": ("verify", "classify", "vqa"),
     "none": (),
@@ -245,8 +247,13 @@ def nms(d: Decoded, iou_threshold: float, max_detections: int) -> Decoded:
         return d
     xywh = np.concatenate([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2]], axis=1)
     kept = cv2.dnn.NMSBoxesBatched(
-        xywh.tolist(), d.scores.tolist(), d.class_ids.astype(int).tolist(),
-        0.0, float(iou_threshold), 1.0, int(max_detections),
+        xywh.tolist(),
+        d.scores.tolist(),
+        d.class_ids.astype(int).tolist(),
+        0.0,
+        float(iou_threshold),
+        1.0,
+        int(max_detections),
     )
     idx = np.asarray(kept, dtype=np.int64).reshape(-1)
     return d.take(idx[np.argsort(-d.scores[idx], kind="stable")])
@@ -291,17 +298,48 @@ class TemplateQuestion:
     kind: `what` asks for the value of `group`; `yesno` asks whether something with all of
     `mentioned` labels is there (inverted when `negated`); `count` asks how many; `unknown`
     names nothing the model knows.
+
+    A question about one thing placed relative to another ("is there a red circle to the left
+    of a blue triangle?") also says the `relation` (left_of, right_of, above, below), and splits
+    `mentioned` into the `subject`'s labels (before the relation) and the `anchor`'s (after).
+    `compare` is (op, n) for "are there exactly / at least / at most / more than / fewer than n
+    ...?" (op eq, ge, le, gt, lt). Backends that do not place objects read `mentioned` alone.
     """
 
     kind: Literal["what", "yesno", "count", "unknown"]
     group: str | None
     mentioned: tuple[str, ...]
     negated: bool = False
+    subject: tuple[str, ...] = ()
+    relation: str | None = None
+    anchor: tuple[str, ...] = ()
+    compare: tuple[str, int] | None = None
 
 
 _SYNONYMS = {"colour": "color", "colours": "colors", "grey": "gray"}
 _YESNO = {"is", "are", "does", "do", "did", "can", "was", "were", "has", "have", "will", "could", "isn", "doesn"}
 _NEGATIONS = {"not", "no", "none", "nothing", "isn", "doesn", "aren", "don", "without"}
+# Relation phrases (token sequences) and the relation they name; "to the left of" holds "left of".
+_RELATIONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("left", "of"), "left_of"),
+    (("right", "of"), "right_of"),
+    (("above",), "above"),
+    (("below",), "below"),
+    (("under",), "below"),
+    (("beneath",), "below"),
+    (("underneath",), "below"),
+)
+_NUMBERS = {
+    w: i for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"))
+}
+_COMPARE_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("exactly",), "eq"),
+    (("at", "least"), "ge"),
+    (("at", "most"), "le"),
+    (("more", "than"), "gt"),
+    (("fewer", "than"), "lt"),
+    (("less", "than"), "lt"),
+)
 
 
 def _tokens(text: str) -> list[str]:
@@ -315,7 +353,7 @@ def parse_question(question: str, groups: Mapping[str, Sequence[str]]) -> Templa
     group_of = {g.lower(): g for g in groups}
     for g in list(group_of):
         group_of.setdefault(g + "s", group_of[g])
-    mentioned: list[str] = []
+    mentioned: list[tuple[int, str]] = []  # (token index, label)
     label_seqs = sorted(
         ((tuple(_tokens(lab)), lab) for members in groups.values() for lab in members),
         key=lambda t: -len(t[0]),
@@ -324,17 +362,27 @@ def parse_question(question: str, groups: Mapping[str, Sequence[str]]) -> Templa
     while i < len(toks):
         for seq, lab in label_seqs:
             if seq and tuple(toks[i : i + len(seq)]) in (seq, seq[:-1] + (seq[-1] + "s",)):
-                mentioned.append(lab)
+                mentioned.append((i, lab))
                 i += len(seq) - 1
                 break
         i += 1
-    mentioned_t = tuple(dict.fromkeys(mentioned))
+    mentioned_t = tuple(dict.fromkeys(lab for _, lab in mentioned))
+    at, relation = _find_phrase(toks, _RELATIONS)
+    if relation is None:
+        place: dict[str, Any] = {"subject": mentioned_t}
+    else:
+        place = {
+            "subject": tuple(dict.fromkeys(lab for j, lab in mentioned if j < at)),
+            "relation": relation,
+            "anchor": tuple(dict.fromkeys(lab for j, lab in mentioned if j > at)),
+        }
     if "how" in toks and "many" in toks:
-        return TemplateQuestion("count", None, mentioned_t)
+        return TemplateQuestion("count", None, mentioned_t, **place)
     if toks and toks[0] in _YESNO:
         if not mentioned_t and not any(t in group_of for t in toks):
             return TemplateQuestion("unknown", None, ())
-        return TemplateQuestion("yesno", None, mentioned_t, any(t in _NEGATIONS for t in toks))
+        negated = any(t in _NEGATIONS for t in toks)
+        return TemplateQuestion("yesno", None, mentioned_t, negated, compare=_count_compare(toks), **place)
     group = None
     for a, b in zip(toks, toks[1:], strict=False):
         if a in ("what", "which") and b in group_of:
@@ -348,7 +396,27 @@ def parse_question(question: str, groups: Mapping[str, Sequence[str]]) -> Templa
         group = named[-1] if named else None
     if group is None:
         return TemplateQuestion("unknown", None, mentioned_t)
-    return TemplateQuestion("what", group, mentioned_t)
+    return TemplateQuestion("what", group, mentioned_t, **place)
+
+
+def _find_phrase(toks: Sequence[str], phrases: Sequence[tuple[tuple[str, ...], str]]) -> tuple[int, str | None]:
+    """(index, name) of the first of `phrases` in `toks`, or (len(toks), None)."""
+    for i in range(len(toks)):
+        for seq, name in phrases:
+            if tuple(toks[i : i + len(seq)]) == seq:
+                return i, name
+    return len(toks), None
+
+
+def _count_compare(toks: Sequence[str]) -> tuple[str, int] | None:
+    """("eq", 2) for "are there exactly two ...?" / "are there two ...?", ("ge", 3) for "at
+    least three", and so on; None when the question names no number."""
+    for i, t in enumerate(toks):
+        n = int(t) if t.isdigit() else _NUMBERS.get(t)
+        if n is not None:
+            _, op = _find_phrase(toks[max(0, i - 2) : i], _COMPARE_WORDS)
+            return op or "eq", n
+    return None
 
 
 # ------------------------------------------------------------------------ answers from probs
@@ -422,9 +490,7 @@ def _output(outputs: Mapping[str, np.ndarray], manifest: Manifest, index: int, p
     return values[index]
 
 
-def decode_detections(
-    manifest: Manifest, outputs: Mapping[str, np.ndarray], input_hw: tuple[int, int]
-) -> Decoded:
+def decode_detections(manifest: Manifest, outputs: Mapping[str, np.ndarray], input_hw: tuple[int, int]) -> Decoded:
     """Raw outputs of a yolo/detr model -> candidate boxes after thresholds (and NMS for yolo)."""
     post, n = manifest.postprocess, len(manifest.labels)
     if post.kind == "yolo":
@@ -455,15 +521,19 @@ def _answer_from_detections(d: Decoded, labels: Sequence[str], question: str) ->
     return Answer(text="yes" if present != q.negated else "no", confidence=min(max(p, 0.0), 1.0))
 
 
-def postprocess(
-    manifest: Manifest, outputs: Mapping[str, np.ndarray], request: Request, resize: Resize
-) -> Result:
+def postprocess(manifest: Manifest, outputs: Mapping[str, np.ndarray], request: Request, resize: Resize) -> Result:
     """Raw model outputs -> the result type of `request`'s function."""
     post, labels = manifest.postprocess, manifest.labels
     if post.kind in ("yolo", "detr"):
         d = decode_detections(manifest, outputs, resize.dst_hw)
         if isinstance(request, DetectRequest):
             return to_detections(d, match_labels(request.labels, labels), resize)
+        if isinstance(request, AnswerRequest):
+            # imported here: scene_questions builds on this module's parse_question
+            from edgefmp.backends.scene_questions import answer_from_detections
+
+            every = to_detections(d, dict(enumerate(labels)), resize)
+            return answer_from_detections(every, request.question, whole_frame=True)
         if isinstance(request, VQARequest):
             return _answer_from_detections(d, labels, request.question)
     elif post.kind in ("classify", "attributes"):

@@ -43,46 +43,28 @@ class RemoteOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     protocol: Literal["openai", "kserve"] = "openai"
-    url: str = Field(
-        description="base URL: http://host:8000/v1 for OpenAI, http://host:8000 for KServe"
-    )
-    model: str | None = Field(
-        default=None, description="model name; defaults to the entry's `model`"
-    )
-    api_key_env: str | None = Field(
-        default=None, description="NAME of the environment variable holding the key"
-    )
+    url: str = Field(description="base URL: http://host:8000/v1 for OpenAI, http://host:8000 for KServe")
+    model: str | None = Field(default=None, description="model name; defaults to the entry's `model`")
+    api_key_env: str | None = Field(default=None, description="NAME of the environment variable holding the key")
     timeout_s: float = Field(default=20.0, gt=0, le=600, description="deadline of one attempt")
-    retries: int = Field(
-        default=2, ge=0, le=10, description="extra attempts after a retriable failure"
-    )
-    backoff_s: float = Field(
-        default=0.2, ge=0, le=60, description="base of the exponential backoff"
-    )
+    retries: int = Field(default=2, ge=0, le=10, description="extra attempts after a retriable failure")
+    backoff_s: float = Field(default=0.2, ge=0, le=60, description="base of the exponential backoff")
     backoff_max_s: float = Field(default=5.0, ge=0, le=300)
-    failure_threshold: int = Field(
-        default=5, ge=1, description="consecutive failed calls that open the circuit"
-    )
-    cooldown_s: float = Field(
-        default=30.0, ge=0, description="how long an open circuit refuses calls"
-    )
-    max_side: int | None = Field(
-        default=768, ge=16, description="downscale so the longer side is at most this"
-    )
+    failure_threshold: int = Field(default=5, ge=1, description="consecutive failed calls that open the circuit")
+    cooldown_s: float = Field(default=30.0, ge=0, description="how long an open circuit refuses calls")
+    max_side: int | None = Field(default=768, ge=16, description="downscale so the longer side is at most this")
     jpeg_quality: int = Field(default=85, ge=1, le=100)
     kserve_image: Literal["uint8", "jpeg"] = "uint8"
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.0, ge=0, le=2)
-    logprobs: bool = Field(
-        default=False, description="ask for logprobs; the first token's gives the confidence"
-    )
+    logprobs: bool = Field(default=False, description="ask for logprobs; the first token's gives the confidence")
     max_connections: int = Field(
-        default=8, ge=1, le=1024,
+        default=8,
+        ge=1,
+        le=1024,
         description="pooled connections; at least the frames in flight when remote calls overlap",
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict, repr=False, description="extra HTTP headers"
-    )
+    headers: dict[str, str] = Field(default_factory=dict, repr=False, description="extra HTTP headers")
     verify_tls: bool = True
     max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
@@ -96,12 +78,9 @@ class RemoteOptions(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not (
-            v.replace("_", "a").isalnum() and v.isascii() and not v[0].isdigit()
-        ):
+        if v is not None and not (v.replace("_", "a").isalnum() and v.isascii() and not v[0].isdigit()):
             raise ValueError(
-                "api_key_env takes the NAME of an environment variable "
-                "(e.g. OPENAI_API_KEY), not the key itself"
+                "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
             )
         return v
 
@@ -126,9 +105,7 @@ class RemoteBackend(Backend):
         self.options: RemoteOptions = options
         model = options.model or spec.model
         if not model:
-            raise ConfigError(
-                f"backend {spec.name!r}: kind 'remote' needs options.model (the served model name)"
-            )
+            raise ConfigError(f"backend {spec.name!r}: kind 'remote' needs options.model (the served model name)")
         self.model = model
         self._where = f"remote backend {spec.name!r} ({options.url})"
         self._protocol = self._make_protocol(options, model)
@@ -232,9 +209,7 @@ class RemoteBackend(Backend):
     def infer(self, request: Request) -> Result:
         """Send `request` to the server and parse its answer (see the module docstring)."""
         if request.function not in RESULT_TYPES or request.function != self.function:
-            raise BackendError(
-                f"{self._where} serves {self.function!r}, got a {request.function!r} request"
-            )
+            raise BackendError(f"{self._where} serves {self.function!r}, got a {request.function!r} request")
         headers = self._auth_headers()
         if not self._circuit.try_acquire():
             raise BackendUnavailable(

@@ -133,9 +133,7 @@ class JsonPoster:
                 if not retriable or attempt + 1 >= total:
                     raise
                 delay = self.backoff(attempt)
-                log.warning(
-                    "%s; retrying in %.2f s (attempt %d of %d)", exc, delay, attempt + 2, total
-                )
+                log.warning("%s; retrying in %.2f s (attempt %d of %d)", exc, delay, attempt + 2, total)
                 self._sleep(delay)
         raise AssertionError("unreachable: the retry loop returns or raises")
 
@@ -194,8 +192,7 @@ class JsonPoster:
             ) from exc
         except httpx.HTTPError as exc:  # decoding errors and the rest of httpx's tree
             raise BackendError(
-                f"{tag}: the HTTP exchange failed ({type(exc).__name__}: "
-                f"{self.redact(str(exc)) or 'no detail'})"
+                f"{tag}: the HTTP exchange failed ({type(exc).__name__}: {self.redact(str(exc)) or 'no detail'})"
             ) from exc
         finally:
             if response is not None or trace.body_sent:

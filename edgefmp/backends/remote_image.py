@@ -48,9 +48,7 @@ def downscale(image: np.ndarray, max_side: int | None) -> SentImage:
 
 def encode_jpeg(rgb: np.ndarray, quality: int, where: str) -> bytes:
     """JPEG bytes of an RGB image; `where` names the backend in the error."""
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise BackendError(f"{where}: OpenCV could not JPEG-encode an image of shape {rgb.shape}")
     return bytes(buf.tobytes())
@@ -58,6 +56,4 @@ def encode_jpeg(rgb: np.ndarray, quality: int, where: str) -> bytes:
 
 def jpeg_data_url(rgb: np.ndarray, quality: int, where: str) -> str:
     """`data:image/jpeg;base64,...` for OpenAI-style image_url content parts."""
-    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb, quality, where)).decode(
-        "ascii"
-    )
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb, quality, where)).decode("ascii")

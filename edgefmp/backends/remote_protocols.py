@@ -55,6 +55,7 @@ from edgefmp.backends.remote_answers import (
     match_option,
     parse_yes_no,
 )
+from edgefmp.backends.remote_fields import request_fields
 from edgefmp.backends.remote_image import SentImage, encode_jpeg, jpeg_data_url
 from edgefmp.results import (
     Answer,
@@ -142,10 +143,7 @@ def build_prompt(request: Request, image: SentImage | None) -> str:
             "with the box corners in pixels of this image. Reply [] if there is none."
         )
     if isinstance(request, OCRRequest):
-        return (
-            "Read all the text in the image. "
-            "Reply with the text only, or nothing if there is no text."
-        )
+        return "Read all the text in the image. Reply with the text only, or nothing if there is no text."
     if isinstance(request, LLMRequest):
         return request.prompt
     raise ValueError(f"unsupported request type {type(request).__name__}")
@@ -157,9 +155,7 @@ def _message_text(body: Any) -> tuple[str, float | None]:
         choice = body["choices"][0]
         content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise ValueError(
-            "expected an OpenAI chat completion with choices[0].message.content"
-        ) from exc
+        raise ValueError("expected an OpenAI chat completion with choices[0].message.content") from exc
     if isinstance(content, list):
         content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     if content is None:
@@ -175,9 +171,7 @@ def _message_text(body: Any) -> tuple[str, float | None]:
     return content, confidence
 
 
-def result_from_text(
-    request: Request, text: str, image: SentImage | None, confidence: float | None
-) -> Result:
+def result_from_text(request: Request, text: str, image: SentImage | None, confidence: float | None) -> Result:
     """Parse a text answer into the request's result type."""
     if isinstance(request, VerifyRequest):
         return Verdict(value=parse_yes_no(text), confidence=confidence)
@@ -301,19 +295,8 @@ class KServeProtocol(Protocol):
 
     def _inputs(self, request: Request) -> list[dict[str, Any]]:
         inputs = [_bytes_tensor("function", [request.function])]
-        if isinstance(request, DetectRequest):
-            inputs.append(_bytes_tensor("labels", request.labels))
-        elif isinstance(request, VerifyRequest):
-            inputs += [
-                _bytes_tensor("subject", [request.subject]),
-                _bytes_tensor("property", [request.property]),
-            ]
-        elif isinstance(request, VQARequest):
-            inputs.append(_bytes_tensor("question", [request.question]))
-        elif isinstance(request, ClassifyRequest):
-            inputs.append(_bytes_tensor("options", request.options))
-        elif isinstance(request, LLMRequest):
-            inputs.append(_bytes_tensor("prompt", [request.prompt]))
+        for name, value in request_fields(request).items():
+            inputs.append(_bytes_tensor(name, [value] if isinstance(value, str) else value))
         return inputs
 
     @staticmethod
@@ -329,9 +312,7 @@ class KServeProtocol(Protocol):
         uint8_data: np.ndarray | None = None
         if image is not None:
             if self.image_format == "jpeg":
-                b64 = base64.b64encode(
-                    encode_jpeg(image.rgb, self.jpeg_quality, self.where)
-                ).decode("ascii")
+                b64 = base64.b64encode(encode_jpeg(image.rgb, self.jpeg_quality, self.where)).decode("ascii")
                 inputs.insert(0, _bytes_tensor("image_jpeg", [b64]))
             else:
                 h, w = image.height, image.width
@@ -373,28 +354,17 @@ class KServeProtocol(Protocol):
         return result_from_text(request, _one_text(outputs, "answer"), image, confidence)
 
     @staticmethod
-    def _detections(
-        request: DetectRequest, outputs: dict[str, dict[str, Any]], image: SentImage
-    ) -> Detections:
+    def _detections(request: DetectRequest, outputs: dict[str, dict[str, Any]], image: SentImage) -> Detections:
         for name in ("boxes", "scores", "labels"):
             if name not in outputs:
-                raise ValueError(
-                    f"a detect response needs outputs boxes, scores, labels; {name!r} is missing"
-                )
+                raise ValueError(f"a detect response needs outputs boxes, scores, labels; {name!r} is missing")
         flat = outputs["boxes"]["data"]
         if len(flat) % 4:
-            raise ValueError(
-                f"output 'boxes' has {len(flat)} values, not a multiple of 4 (shape [N, 4])"
-            )
+            raise ValueError(f"output 'boxes' has {len(flat)} values, not a multiple of 4 (shape [N, 4])")
         n = len(flat) // 4
         scores, labels = outputs["scores"]["data"], outputs["labels"]["data"]
         if len(scores) != n or len(labels) != n:
             raise ValueError(f"{n} boxes but {len(scores)} scores and {len(labels)} labels")
-        items = [
-            {"label": labels[i], "box": flat[4 * i : 4 * i + 4], "score": scores[i]}
-            for i in range(n)
-        ]
+        items = [{"label": labels[i], "box": flat[4 * i : 4 * i + 4], "score": scores[i]} for i in range(n)]
         h, w = request.image.shape[:2]
-        return boxes_from_items(
-            items, request.labels, scale_x=image.scale_x, scale_y=image.scale_y, width=w, height=h
-        )
+        return boxes_from_items(items, request.labels, scale_x=image.scale_x, scale_y=image.scale_y, width=w, height=h)

@@ -195,8 +195,13 @@ class TensorRTBackend(Backend):
             self.run(dummy)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": str(self.path), "manifest": self._manifest.name,
-                "precision": self._manifest.precision, "device": self.opts.device}
+        return {
+            **super().describe(),
+            "model": str(self.path),
+            "manifest": self._manifest.name,
+            "precision": self._manifest.precision,
+            "device": self.opts.device,
+        }
 
     def close(self) -> None:  # pragma: no cover - needs a GPU
         if self._stream is None:

@@ -1,4 +1,4 @@
-"""`edgefmp bench` and `edgefmp profile`: thin typer commands over the bench library (they
+"""`edgefmp bench`, `edgefmp bench-summary` and `edgefmp profile`: thin typer commands over the bench library (they
 print with rich; the library logs)."""
 
 from __future__ import annotations
@@ -252,9 +252,50 @@ def _print_rows(report: dict[str, Any]) -> None:
             str(len(r["errors"])) if r["errors"] else "",
         )
     out.print(table)
-    head = report.get("headline", {})
-    if head:
-        out.print_json(json.dumps({k: v for k, v in head.items() if k != "overhead_ratio"}, default=str))
+    style = {"PASS": "green", "MISS": "red", "INFO": "cyan"}
+    for c in report.get("headline", {}).get("checks", []):
+        out.print(
+            f"({c['key']}) [{style.get(c['status'], 'yellow')}]{c['status']}[/] {c['claim']}: {c['text']}",
+            highlight=False,
+        )
+
+
+def bench_summary(
+    ctx: typer.Context,
+    folders: Annotated[
+        list[Path], typer.Argument(help="results folders of `edgefmp bench` (each with a results.json)")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="the summary page")] = Path("BENCHMARKS.md"),
+) -> None:
+    """Write one markdown page (BENCHMARKS.md) from several results folders: per suite the command,
+    machine, wall time, main table, headline checks and plot links."""
+    from edgefmp.bench.summary import load_results, summary_markdown
+
+    try:
+        results = [load_results(f) for f in folders]
+        text = summary_markdown(results, out_path, _command_line(ctx))
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(out_path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_path)
+    except OSError as exc:
+        raise _fail(_bad(f"cannot write {out_path}: {exc.strerror or exc}")) from None
+    except EdgeFMPError as exc:
+        raise _fail(exc) from None
+    table = Table(title="headline checks")
+    table.add_column("claim")
+    for r in results:
+        table.add_column(r.name)
+    style = {"PASS": "green", "MISS": "red", "INFO": "cyan"}
+    keys = list(dict.fromkeys(c.key for r in results for c in r.checks))
+    for key in keys:
+        cells = []
+        for r in results:
+            status = next((c.status for c in r.checks if c.key == key), "NOT RUN")
+            cells.append(f"[{style.get(status, 'yellow')}]{status}[/]")
+        table.add_row(f"({key}) " + next(c.claim for r in results for c in r.checks if c.key == key), *cells)
+    out.print(table)
+    out.print(f"wrote {out_path}", highlight=False)
 
 
 def profile(
@@ -365,8 +406,9 @@ def _print_profile(data: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `bench` and `profile` to the edgefmp CLI."""
+    """Add `bench`, `bench-summary` and `profile` to the edgefmp CLI."""
     app.command(name="bench")(bench)
+    app.command(name="bench-summary")(bench_summary)
     app.command(name="profile")(profile)
 
 

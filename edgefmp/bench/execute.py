@@ -29,7 +29,7 @@ from edgefmp.cost.model import CostModel
 from edgefmp.errors import ConfigError
 from edgefmp.frame import Frame
 from edgefmp.policies.feedback import PAPER_REWARD, Feedback, reward_for
-from edgefmp.policies.routing import routing_program
+from edgefmp.policies.routing import routing_function, routing_program
 from edgefmp.program import CompiledProgram, compile_program, load_program
 from edgefmp.trace import Cost
 
@@ -130,16 +130,19 @@ def _reference(rec: CaseRecord, params: dict[str, float], binary: bool) -> Refer
 def expand_statics(
     cases: tuple[CaseSpec, ...], program: CompiledProgram, catalog: Catalog, max_static: int
 ) -> list[CaseSpec]:
-    """Replace the `static:*` placeholder by this program's static assignments."""
+    """Replace the `static:*` placeholder by this program's static assignments, except the
+    all-largest one, which is the `largest` case already (the same calls, run twice)."""
     out: list[CaseSpec] = []
     for case in cases:
         if case.name != "static:*":
             out.append(case)
             continue
         depths = [len(catalog.backends(s.function)) for s in program.sites.values()]
+        largest = tuple(n - 1 for n in depths)
         uniform = {tuple(min(t, n - 1) for n in depths): t for t in range(max(depths, default=0))}
-        out += [static_case(a, t) for a, t in uniform.items()]
-        out += [static_case(a, None) for a in static_assignments(depths, max_static) if a not in uniform]
+        out += [static_case(a, t) for a, t in uniform.items() if a != largest]
+        mixed = static_assignments(depths, max_static)
+        out += [static_case(a, None) for a in mixed if a not in uniform and a != largest]
     return out
 
 
@@ -236,7 +239,9 @@ def _run_cases(
     progress: Progress | None,
 ) -> None:
     program = load_program(query.program)
-    routing = compile_program(routing_program(query.question), filename=f"<routing {query.id}>")
+    routing = compile_program(
+        routing_program(query.question, routing_function(catalog.functions)), filename=f"<routing {query.id}>"
+    )
     params = params_by_backend(catalog)
     meter: EnergyMeter = select_meter(task.meter)
     cache = CallCache() if task.replay else None

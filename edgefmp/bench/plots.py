@@ -97,7 +97,8 @@ def plot_fronts(report: dict[str, Any], out: Path) -> list[Path]:
 
 def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
     """Learning curves: the windowed metric over frames pooled over queries (left) and the same
-    minus always-largest's (right), which removes what the corruption schedule does to all."""
+    minus always-largest's (right), which removes what the corruption schedule does to all; a
+    dot marks where each gap curve settles (filled when a later window confirms it)."""
     plt = _pyplot()
     curves = report.get("curves") or {}
     if not curves:
@@ -106,6 +107,8 @@ def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
     fig, (ax, gx) = plt.subplots(1, 2, figsize=(12, 4.5))
     family_of = {r["case"]: r["family"] for r in report["rows"]}
     gaps = report.get("gap_curves") or {}
+    conv = report.get("convergence") or {}
+    window = report.get("curve_window") or 100
     shades = _shades(plt, [c for c in curves if family_of.get(c, "static") != "static"], family_of)
     for case, pts in curves.items():
         fam = family_of.get(case, "static")
@@ -118,13 +121,19 @@ def plot_curves(report: dict[str, Any], out: Path) -> list[Path]:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, alpha=0.8, lw=1.2, label=case)
         g = gaps.get(case) or []
         gx.plot([p[0] for p in g], [100 * p[1] for p in g], color=color, alpha=0.8, lw=1.2, label=case)
+        # where the gap settles (metrics.Convergence): hollow when only the last window shows it
+        cv = conv.get(case) or {}
+        at = dict(g).get(cv.get("gap_settle_frame"))
+        if at is not None:
+            face = color if cv.get("confirmed") else "none"
+            gx.scatter([cv["gap_settle_frame"]], [100 * at], s=36, edgecolors=color, facecolors=face, zorder=3)
     gx.axhline(0, color="black", lw=0.8, ls="--")
     gx.axhline(-1, color="black", lw=0.6, ls=":")
     for a, ylabel, title in (
         (ax, f"{metric} in the window", "learning curves"),
         (gx, "points against always-largest", "gap to always-largest"),
     ):
-        a.set_xlabel("frames seen (end of a 100-frame window)")
+        a.set_xlabel(f"frames from the stream's start (end of a {window}-frame window)")
         a.set_ylabel(ylabel)
         a.set_title(f"{report['suite']['name']}: {title}")
         a.grid(alpha=0.3)

@@ -32,7 +32,16 @@ from edgefmp.backends.registry import backend_class
 from edgefmp.bench.machine import environment, gpu_used_mb, peak_rss_mb, reset_peak_rss, rss_mb
 from edgefmp.cost.meters import EnergyMeter, busy_power_w, select_meter
 from edgefmp.errors import ConfigError
-from edgefmp.results import ClassifyRequest, DetectRequest, LLMRequest, OCRRequest, Request, VerifyRequest, VQARequest
+from edgefmp.results import (
+    AnswerRequest,
+    ClassifyRequest,
+    DetectRequest,
+    LLMRequest,
+    OCRRequest,
+    Request,
+    VerifyRequest,
+    VQARequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +126,7 @@ def sample_requests(seed: int = 0) -> dict[str, Request]:
         "verify": VerifyRequest(image=crop, subject=obj.shape, property=obj.color),
         "classify": ClassifyRequest(image=crop, options=tuple(COLORS)),
         "vqa": VQARequest(image=crop, question=f"What color is the {obj.shape}?"),
+        "answer": AnswerRequest(image=frame, question=f"Is there a {obj.label}?"),
         "ocr": OCRRequest(image=crop),
         "llm": LLMRequest(prompt="Answer with one word: what colour is the sky on a clear day?"),
     }

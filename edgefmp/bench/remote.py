@@ -40,7 +40,8 @@ def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
     """A copy of `spec` whose last backend of every function is a remote client of `url`.
 
     The client keeps the served model's `cost:` (its parameters, and its on-device latency as
-    a lower-bound prior: the network comes on top and is learned from measurements)."""
+    a lower-bound prior: the network comes on top and is learned from measurements) and its
+    `accuracy:` (the same model answers)."""
     out = spec.model_copy(deep=True)
     for fn, backends in out.functions.items():
         last = backends[-1]
@@ -53,6 +54,7 @@ def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
             model=SERVED_MODEL,
             location="remote",
             cost=last.cost.model_copy(),
+            accuracy=last.accuracy,
             options={**REMOTE_OPTIONS, "url": url},
             base_dir=last.base_dir,
         )

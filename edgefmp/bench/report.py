@@ -2,8 +2,10 @@
 
 `build_report(run, ...)` turns the raw per-(case, query) records into suite-level rows and
 every comparison the benchmark reports (savings at matched accuracy, hypervolume, fronts,
-learning curves, adaptive against paper and against per-input routing, the runtime overhead
-ratio); `write_report` writes `results.json`, `results.md` and, unless told not to, the plots.
+learning curves and when they settle, adaptive against paper and against per-input routing,
+the runtime overhead ratio, and the headline checks: the benchmark issue's claims evaluated
+from the rows, metrics.headline_checks); `write_report` writes `results.json`, `results.md`
+and, unless told not to, the plots.
 The JSON keeps the records too, so a later tool can recompute anything without rerunning.
 """
 
@@ -21,7 +23,14 @@ from edgefmp.bench.metrics import (
     COSTS,
     TOLERANCE,
     CaseSummary,
+    Check,
+    Convergence,
+    RunFacts,
+    convergence,
+    curve_window,
     dominance,
+    gap_curve,
+    headline_checks,
     hypervolume,
     learning_curve,
     normalised,
@@ -29,7 +38,6 @@ from edgefmp.bench.metrics import (
     points,
     record_metric,
     savings_at_matched,
-    settle_frame,
     static_oracle,
     summarise,
 )
@@ -120,15 +128,16 @@ def build_report(
         "cache": {q.query: q.cache for q in run.results},
         "query_seconds": {q.query: round(q.seconds, 2) for q in run.results},
     }
-    curves = {c: learning_curve(recs, metric) for c, recs in suite_level.items()}
+    curves, conv = _curves(suite_level, metric)
+    report["curve_window"] = next(iter(conv.values())).window if conv else 0
     report["curves"] = {c: [[f, round(v, 4)] for f, v in cur] for c, cur in curves.items()}
-    report["settle_frame"] = {c: settle_frame(cur) for c, cur in curves.items()}
     # The same windows minus always-largest's: the suite's corruption schedule makes every
     # policy's raw curve dip at night, which is not learning; the gap to the reference is.
-    ref_curve = dict(curves.get(LARGEST, []))
-    gaps = {c: [(f, v - ref_curve[f]) for f, v in cur if f in ref_curve] for c, cur in curves.items() if c != LARGEST}
-    report["gap_curves"] = {c: [[f, round(v, 4)] for f, v in cur] for c, cur in gaps.items()}
-    report["gap_settle_frame"] = {c: settle_frame(cur) for c, cur in gaps.items()}
+    ref_curve = curves.get(LARGEST, [])
+    report["gap_curves"] = {
+        c: [[f, round(v, 4)] for f, v in gap_curve(cur, ref_curve)] for c, cur in curves.items() if c != LARGEST
+    }
+    report["convergence"] = {c: cv.to_json() for c, cv in conv.items()}
     report["static_per_query"] = _static_per_query(records, metric)
     report["static_oracle"] = static_oracle(records, metric)
     if largest is not None and largest.ok:
@@ -140,7 +149,7 @@ def build_report(
         }
     report["comparisons"] = _comparisons(rows)
     report["overhead"] = _overhead(rows)
-    report["headline"] = _headline(report, rows, largest)
+    report["headline"] = _headline(report, rows, largest, headline_checks(rows, conv, run_facts(report)))
     report["records"] = [r.to_json() for r in records]
     return report
 
@@ -193,56 +202,67 @@ def _overhead(rows: list[CaseSummary]) -> dict[str, Any]:
     }
 
 
-def _headline(report: dict[str, Any], rows: list[CaseSummary], largest: CaseSummary | None) -> dict[str, Any]:
+def _curves(
+    by_case: dict[str, list[CaseRecord]], metric: str
+) -> tuple[dict[str, list[tuple[int, float]]], dict[str, Convergence]]:
+    """Every suite-level case's learning curve and its convergence (metrics.Convergence)."""
+    window = curve_window([r for recs in by_case.values() for r in recs])
+    curves = {c: learning_curve(recs, metric) for c, recs in by_case.items()}
+    return curves, convergence(curves, window)
+
+
+def run_facts(report: dict[str, Any]) -> RunFacts:
+    """What the wall-time check needs from a report (or a results file): a run over fewer
+    queries or frames than the suite's (`--quick`, `--queries`, `--max-frames`) is no evidence
+    for the time a full sweep takes."""
+    opts, suite = report.get("options", {}), report["suite"]
+    reasons = []
+    if opts.get("max_frames") is not None:
+        reasons.append(f"{opts['max_frames']} frames per query")
+    if suite.get("queries_run") != suite.get("queries"):
+        reasons.append(f"{suite.get('queries_run')} of {suite.get('queries')} queries")
+    return RunFacts(
+        metric=suite["metric"],
+        seconds=float(report.get("seconds", 0.0)),
+        cores=report.get("environment", {}).get("cores"),
+        workers=opts.get("workers"),
+        full_run=not reasons,
+        partial_reason="partial run (" + ", ".join(reasons) + ")" if reasons else "",
+    )
+
+
+def _headline(
+    report: dict[str, Any], rows: list[CaseSummary], largest: CaseSummary | None, checks: list[Check]
+) -> dict[str, Any]:
     """The must-show checks, computed (never asserted): numbers and whether each holds."""
-    head: dict[str, Any] = {"metric": report["suite"]["metric"]}
-    if largest is None or not largest.ok:
-        head["error"] = "always-largest did not complete; nothing to compare against"
-        return head
-    head["largest"] = {
-        "metric": largest.metric,
-        "latency_ms": largest.latency_ms,
-        "energy_j": largest.energy_j,
-        "params_m": largest.params_m,
-    }
-    sav = {s["family"]: s for s in report.get("savings", [])}
-    ad = sav.get("adaptive")
-    if ad is not None:
-        s = ad["savings"]
-        head["adaptive_matched"] = {
-            "case": ad["case"],
-            "gap_points": ad["gap_points"],
-            "savings": s,
-            "holds_95": bool(ad["case"]) and all((s.get(c) or 0) >= 0.95 for c in ("latency_ms", "energy_j")),
+    head: dict[str, Any] = {"metric": report["suite"]["metric"], "checks": [c.to_json() for c in checks]}
+    if largest is not None and largest.ok:
+        head["largest"] = {
+            "metric": largest.metric,
+            "latency_ms": largest.latency_ms,
+            "energy_j": largest.energy_j,
+            "params_m": largest.params_m,
         }
-    comps = report.get("comparisons", {})
-    for other in ("paper", "routing"):
-        comp = comps.get(f"adaptive_vs_{other}")
-        if comp is None:
-            continue
-        lat = comp["latency_ms"]
-        if other == "paper":
-            head["vs_paper_dominates_every_point"] = all(x.get("dominated") for x in lat)
-        else:
-            deltas = [x.get("delta_points") for x in lat]
-            head["vs_routing_min_delta_points"] = min((d for d in deltas if d is not None), default=None)
-            head["vs_routing_holds_5"] = all(d is not None and d >= 5 for d in deltas)
-    n_frames = max((int(v.get("frames", 0)) for v in report["streams"].values() if v), default=0)
-    for key, name in (("settle_frame", "adaptive_settle_frame"), ("gap_settle_frame", "adaptive_gap_settle_frame")):
-        settle = {c: f for c, f in report[key].items() if c.startswith("adaptive")}
-        head[name] = settle
-        # A curve that only meets its final value in its last window has not shown it settled.
-        head[name.replace("frame", "within_300")] = {
-            c: f is not None and f <= 300 and f < n_frames for c, f in settle.items()
-        }
-    head["overhead_ratio"] = {r.case: r.overhead_ratio for r in rows if r.family in ("adaptive", "static")}
     return head
+
+
+def headline_from_results(data: dict[str, Any]) -> tuple[list[Check], dict[str, Convergence]]:
+    """The headline checks and convergence of a results file, recomputed from its rows and
+    records with this code (so a summary of an older file states what these definitions say)."""
+    rows = [CaseSummary(**r) for r in data["rows"]]
+    by_case: dict[str, list[CaseRecord]] = defaultdict(list)
+    for r in data.get("records", []):
+        if r.get("assignment") is None:
+            by_case[r["case"]].append(CaseRecord.from_json(r))
+    suite_rows = {r.case for r in rows}
+    _, conv = _curves({c: recs for c, recs in by_case.items() if c in suite_rows}, data["suite"]["metric"])
+    return headline_checks(rows, conv, run_facts(data)), conv
 
 
 # ------------------------------------------------------------------------------ writing
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
+def fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -286,17 +306,18 @@ def markdown(report: dict[str, Any]) -> str:
         if r["failed_frames"]:
             notes = (notes + "; " if notes else "") + f"{r['failed_frames']} failed frames"
         lines.append(
-            f"| {r['case']} | {_fmt(r['metric'])} | {_fmt(r['latency_ms'])} | {_fmt(r['router_ms'])} | "
-            f"{_fmt(r['energy_j'])} | {_fmt(r['bytes'])} | {_fmt(r['params_m'])} | {_pct(saved_l)} | {_pct(saved_e)} | "
-            f"{_fmt(r['overhead_ratio'])} | {notes[:160]} |"
+            f"| {r['case']} | {fmt(r['metric'])} | {fmt(r['latency_ms'])} | {fmt(r['router_ms'])} | "
+            f"{fmt(r['energy_j'])} | {fmt(r['bytes'])} | {fmt(r['params_m'])} | {_pct(saved_l)} | {_pct(saved_e)} | "
+            f"{fmt(r['overhead_ratio'])} | {notes[:160]} |"
         )
+    lines += checks_lines(report.get("headline", {}).get("checks", []))
     lines += ["", "## Savings at matched accuracy", ""]
     lines += [f"Cheapest case of each family within {report['tolerance_points']:.0f} point of always-largest.", ""]
     lines += ["| family | case | gap (points) | latency | energy | network | params |", "|---|---|---|---|---|---|---|"]
     for sv in report.get("savings", []):
         sav = sv["savings"]
         lines.append(
-            f"| {sv['family']} | {sv['case'] or 'none within tolerance'} | {_fmt(sv['gap_points'])} | "
+            f"| {sv['family']} | {sv['case'] or 'none within tolerance'} | {fmt(sv['gap_points'])} | "
             + " | ".join(_pct(sav.get(c)) for c in COSTS)
             + " |"
         )
@@ -304,9 +325,9 @@ def markdown(report: dict[str, Any]) -> str:
     if oracle:
         lines += [
             "",
-            f"Best static assignment per query in hindsight (within tolerance): {metric} {_fmt(oracle['metric'])}, "
-            f"{_fmt(oracle['latency_ms'])} ms, {_fmt(oracle['energy_j'])} J, "
-            f"{_fmt(oracle['params_m'])} M params per frame.",
+            f"Best static assignment per query in hindsight (within tolerance): {metric} {fmt(oracle['metric'])}, "
+            f"{fmt(oracle['latency_ms'])} ms, {fmt(oracle['energy_j'])} J, "
+            f"{fmt(oracle['params_m'])} M params per frame.",
         ]
     hv = report.get("hypervolume")
     if hv:
@@ -320,28 +341,55 @@ def markdown(report: dict[str, Any]) -> str:
         costs = [c for c in COSTS if any(c in v for v in hv.values())]
         lines += ["| family | " + " | ".join(costs) + " |", "|---" * (len(costs) + 1) + "|"]
         for fam, v in hv.items():
-            lines.append(f"| {fam} | " + " | ".join(_fmt(v.get(c)) for c in costs) + " |")
+            lines.append(f"| {fam} | " + " | ".join(fmt(v.get(c)) for c in costs) + " |")
     lines += _comparison_lines(report)
-    lines += [
-        "",
-        "## Learning",
-        "",
-        "Frame from which the windowed metric (100 frames, pooled over queries) stays within 1 point of its "
-        "final value, raw and as the gap to always-largest (the corruption schedule moves every raw curve):",
-        "",
-        "| case | raw | gap to largest | final gap (points) |",
-        "|---|---|---|---|",
-    ]
-    for c, f in report["settle_frame"].items():
-        if c.startswith("static") or c == LARGEST:
-            continue
-        gap_curve = report["gap_curves"].get(c) or []
-        final = f"{100 * gap_curve[-1][1]:+.1f}" if gap_curve else "-"
-        g = report["gap_settle_frame"].get(c)
-        lines.append(f"| {c} | {f if f is not None else '-'} | {g if g is not None else '-'} | {final} |")
+    lines += learning_lines(report.get("convergence", {}), report.get("curve_window", 0))
     if report["query_errors"]:
         lines += ["", "## Query errors", ""] + [f"- {q}: {e}" for q, e in report["query_errors"].items()]
     return "\n".join(lines) + "\n"
+
+
+def checks_lines(checks: list[dict[str, Any]], level: str = "##") -> list[str]:
+    """The headline checks as a markdown section: one item per claim, status and measured numbers."""
+    if not checks:
+        return []
+    out = [
+        "",
+        f"{level} Headline checks",
+        "",
+        "The benchmark issue's claims, computed from the rows above (PASS / MISS where the claim has a threshold, "
+        "INFO where it asks for a number, NOT RUN where a family is missing).",
+        "",
+    ]
+    for c in checks:
+        out.append(f"- ({c['key']}) **{c['status']}** {c['claim']}: {c['text']}")
+    return out
+
+
+def learning_lines(conv: dict[str, Any], window: int, level: str = "##") -> list[str]:
+    """The convergence table (metrics.Convergence) of the learned cases."""
+    rows = [cv for c, cv in conv.items() if not c.startswith("static") and c != LARGEST]
+    if not rows:
+        return []
+    out = [
+        "",
+        f"{level} Learning",
+        "",
+        f"Frame (counted from each stream's start) from which the metric of {window}-frame windows, pooled over "
+        "queries by frame index, stays within 1 point of its final (last-window) value: as the gap to "
+        "always-largest on the same frames (the corruption schedule moves every raw curve, the reference's too) "
+        "and raw. 'confirmed' = a later window agreed (a value met only in the last window shows nothing).",
+        "",
+        "| case | gap settles at | raw settles at | final gap (points) | final value | frames | confirmed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cv in rows:
+        final_gap = "-" if cv["final_gap"] is None else f"{100 * cv['final_gap']:+.1f}"
+        out.append(
+            f"| {cv['case']} | {fmt(cv['gap_settle_frame'])} | {fmt(cv['settle_frame'])} | {final_gap} | "
+            f"{fmt(cv['final'])} | {cv['frames']} | {'yes' if cv['confirmed'] else 'no'} |"
+        )
+    return out
 
 
 def _comparison_lines(report: dict[str, Any]) -> list[str]:
@@ -363,9 +411,9 @@ def _comparison_lines(report: dict[str, Any]) -> list[str]:
                 out.append(f"| {x['case']} | error: {x['error'][:80]} | | | | | | |")
                 continue
             out.append(
-                f"| {x['case']} | {_fmt(x['metric'])} | {_fmt(x['cost'])} | {x['best'] or '-'} | "
-                f"{_fmt(x['best_metric'])} | {_fmt(x['delta_points'])} | {'yes' if x['dominated'] else 'no'} | "
-                f"{x.get('cheapest') or '-'} ({_fmt(x.get('cheapest_metric'))}, {_fmt(x.get('cheapest_cost'))}) |"
+                f"| {x['case']} | {fmt(x['metric'])} | {fmt(x['cost'])} | {x['best'] or '-'} | "
+                f"{fmt(x['best_metric'])} | {fmt(x['delta_points'])} | {'yes' if x['dominated'] else 'no'} | "
+                f"{x.get('cheapest') or '-'} ({fmt(x.get('cheapest_metric'))}, {fmt(x.get('cheapest_cost'))}) |"
             )
     return out
 
@@ -395,4 +443,14 @@ def _atomic(path: Path, text: str) -> Path:
     return path
 
 
-__all__ = ["RESULTS_VERSION", "build_report", "markdown", "run_from_results", "write_report"]
+__all__ = [
+    "RESULTS_VERSION",
+    "build_report",
+    "checks_lines",
+    "headline_from_results",
+    "learning_lines",
+    "markdown",
+    "run_facts",
+    "run_from_results",
+    "write_report",
+]

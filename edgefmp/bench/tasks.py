@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefmp.backends.scene_questions import box_center, boxes_related
 from edgefmp.bench.suite import (
     AttributeTask,
     CountTask,
@@ -65,26 +66,14 @@ def random_attr(rng: np.random.Generator) -> Attr:
     return Attr(SHAPES[int(rng.integers(len(SHAPES)))], COLORS[int(rng.integers(len(COLORS)))])
 
 
-def _center(o: SceneObject) -> tuple[float, float]:
-    x1, y1, x2, y2 = o.box
-    return (x1 + x2) / 2, (y1 + y2) / 2
-
-
 def related(x: SceneObject, y: SceneObject, relation: str) -> bool:
-    """Whether `x` is `relation` of `y`, by box centres (image coordinates, y grows downwards)."""
-    (xx, xy), (yx, yy) = _center(x), _center(y)
-    if relation == "left_of":
-        return xx < yx
-    if relation == "right_of":
-        return xx > yx
-    if relation == "above":
-        return xy < yy
-    return xy > yy
+    """Whether `x` is `relation` of `y`: the rule the answerers use (`boxes_related`)."""
+    return boxes_related(x.box, y.box, relation)
 
 
 def gap(x: SceneObject, y: SceneObject, relation: str) -> float:
     """Distance between the centres along the relation's axis (pixels)."""
-    (xx, xy), (yx, yy) = _center(x), _center(y)
+    (xx, xy), (yx, yy) = box_center(x.box), box_center(y.box)
     return abs(xx - yx) if relation in ("left_of", "right_of") else abs(xy - yy)
 
 

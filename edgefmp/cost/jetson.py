@@ -16,9 +16,7 @@ from edgefmp.cost.meters import DEFAULT_JOULES_PER_BYTE, HardwareMeter, MeterUna
 
 log = logging.getLogger(__name__)
 
-_INSTALL = (
-    "install jetson-stats (sudo pip3 install -U jetson-stats, or pip install 'edgefmp[jetson]')"
-)
+_INSTALL = "install jetson-stats (sudo pip3 install -U jetson-stats, or pip install 'edgefmp[jetson]')"
 
 
 def total_power_w(power: Any) -> float:
@@ -37,9 +35,7 @@ class JetsonMeter(HardwareMeter):
 
     name = "jetson"
 
-    def __init__(
-        self, interval: float = 0.5, joules_per_byte: float = DEFAULT_JOULES_PER_BYTE
-    ) -> None:
+    def __init__(self, interval: float = 0.5, joules_per_byte: float = DEFAULT_JOULES_PER_BYTE) -> None:
         super().__init__(joules_per_byte)
         try:
             from jtop import jtop

@@ -142,13 +142,9 @@ class HardwareMeter(EnergyMeter):
                 )
         if joules <= 0.0:
             # Too short for the counter's update period (or unreadable): say so.
-            return self._estimate.end(
-                token, latency_s=latency_s, power_w=power_w, bytes_moved=bytes_moved
-            )
+            return self._estimate.end(token, latency_s=latency_s, power_w=power_w, bytes_moved=bytes_moved)
         if bytes_moved > 0:
-            return Reading(
-                joules + self._estimate.joules_per_byte * bytes_moved, f"{self.name}+estimated"
-            )
+            return Reading(joules + self._estimate.joules_per_byte * bytes_moved, f"{self.name}+estimated")
         return Reading(joules, self.name)
 
 

@@ -24,16 +24,12 @@ class NvmlMeter(HardwareMeter):
 
     name = "nvml"
 
-    def __init__(
-        self, devices: Sequence[int] | None = None, joules_per_byte: float = DEFAULT_JOULES_PER_BYTE
-    ) -> None:
+    def __init__(self, devices: Sequence[int] | None = None, joules_per_byte: float = DEFAULT_JOULES_PER_BYTE) -> None:
         super().__init__(joules_per_byte)
         try:
             import pynvml
         except ImportError as exc:
-            raise MeterUnavailable(
-                f"nvml: the NVML bindings are not installed; {_INSTALL}"
-            ) from exc
+            raise MeterUnavailable(f"nvml: the NVML bindings are not installed; {_INSTALL}") from exc
         self._nvml: Any = pynvml
         try:
             pynvml.nvmlInit()
@@ -53,16 +49,12 @@ class NvmlMeter(HardwareMeter):
     def _open_devices(pynvml: Any, devices: Sequence[int] | None) -> tuple[list[Any], list[str]]:
         count = int(pynvml.nvmlDeviceGetCount())
         if count == 0:
-            raise MeterUnavailable(
-                "nvml: NVML sees no GPU; check nvidia-smi and CUDA_VISIBLE_DEVICES"
-            )
+            raise MeterUnavailable("nvml: NVML sees no GPU; check nvidia-smi and CUDA_VISIBLE_DEVICES")
         indices = list(range(count)) if devices is None else list(devices)
         handles, labels = [], []
         for i in indices:
             if not 0 <= i < count:
-                raise MeterUnavailable(
-                    f"nvml: GPU index {i} does not exist; this machine has {count} GPU(s)"
-                )
+                raise MeterUnavailable(f"nvml: GPU index {i} does not exist; this machine has {count} GPU(s)")
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             name = pynvml.nvmlDeviceGetName(handle)
             name = name.decode() if isinstance(name, bytes) else str(name)

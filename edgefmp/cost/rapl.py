@@ -40,9 +40,7 @@ class RaplMeter(HardwareMeter):
 
     name = "rapl"
 
-    def __init__(
-        self, root: Path = POWERCAP_ROOT, joules_per_byte: float = DEFAULT_JOULES_PER_BYTE
-    ) -> None:
+    def __init__(self, root: Path = POWERCAP_ROOT, joules_per_byte: float = DEFAULT_JOULES_PER_BYTE) -> None:
         super().__init__(joules_per_byte)
         root = Path(root)
         if not root.is_dir():
@@ -52,9 +50,7 @@ class RaplMeter(HardwareMeter):
             )
         zones = sorted(p for p in root.iterdir() if _TOP_ZONE.fullmatch(p.name))
         if not zones:
-            raise MeterUnavailable(
-                f"rapl: no intel-rapl:N zone under {root}; this CPU or kernel exposes no RAPL"
-            )
+            raise MeterUnavailable(f"rapl: no intel-rapl:N zone under {root}; this CPU or kernel exposes no RAPL")
         names = {z: _read_name(z) for z in zones}
         psys = [z for z in zones if names[z] == "psys"]
         self._zones = psys or zones
@@ -75,9 +71,7 @@ class RaplMeter(HardwareMeter):
             try:
                 self._ranges.append(_read_int(zone / "max_energy_range_uj"))
             except (OSError, ValueError):
-                log.debug(
-                    "rapl: %s has no max_energy_range_uj; a wrap-around will be estimated", zone
-                )
+                log.debug("rapl: %s has no max_energy_range_uj; a wrap-around will be estimated", zone)
                 self._ranges.append(None)
 
     def _sample(self) -> object:

@@ -53,15 +53,15 @@ def status_table(results: Sequence[VariantResult]) -> Table:
 
 def next_commands(results: Sequence[VariantResult]) -> list[str]:
     """What to run next with the variants that passed: measure them, then run a program."""
-    passed = [r for r in results if r.status == "passed" and r.path is not None]
+    passed = [r.path for r in results if r.status == "passed" and r.path is not None]
     if not passed:
         return ["No variant passed; fix the reasons above and export again."]
-    paths = " ".join(str(r.path) for r in passed)
+    paths = " ".join(str(path) for path in passed)
     first = passed[0]
     return [
         "Next:",
         f"  edgefmp profile {paths}",
         "  add the variants to a catalog, cheapest first, e.g.",
-        f"    - {{name: {first.path.parent.name}, kind: onnx, model: {first.path}}}",
+        f"    - {{name: {first.parent.name}, kind: onnx, model: {first}}}",
         "  edgefmp run PROGRAM.py --source VIDEO_OR_CAMERA --catalog CATALOG.yaml",
     ]

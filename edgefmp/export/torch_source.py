@@ -77,33 +77,23 @@ def torch_export(
     """torch.onnx.export with warnings logged (not printed) and errors as ExportError."""
     import torch
 
+    options: dict[str, Any] = (
+        {"opset_version": max(opset, 18), "dynamo": True, "external_data": False}
+        if exporter == "dynamo"
+        else {"opset_version": opset, "dynamo": False, "do_constant_folding": True}
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            if exporter == "dynamo":
-                torch.onnx.export(
-                    module,
-                    args,
-                    str(path),
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_axes=dynamic_axes,
-                    opset_version=max(opset, 18),
-                    dynamo=True,
-                    external_data=False,
-                )
-            else:
-                torch.onnx.export(
-                    module,
-                    args,
-                    str(path),
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_axes=dynamic_axes,
-                    opset_version=opset,
-                    dynamo=False,
-                    do_constant_folding=True,
-                )
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                **options,
+            )
         except Exception as exc:
             raise ExportError(f"torch.onnx.export to {path} failed: {exc}") from exc
     for w in caught:

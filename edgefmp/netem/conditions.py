@@ -100,8 +100,7 @@ class NetConditions:
             key, value = key.strip().lower(), value.strip().lower()
             if not sep or key not in _KEYS:
                 raise ConfigError(
-                    f"network conditions {spec!r}: cannot read {raw!r}; expected key=value with keys "
-                    f"{', '.join(_KEYS)}"
+                    f"network conditions {spec!r}: cannot read {raw!r}; expected key=value with keys {', '.join(_KEYS)}"
                 )
             try:
                 if key == "rtt":

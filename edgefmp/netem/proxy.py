@@ -143,8 +143,7 @@ class ShapingProxy:
             self._thread.join(timeout_s)
             self._thread = None
             raise ConfigError(f"ShapingProxy cannot listen on {self.host}:{self._requested_port}: {self._error}")
-        log.info("netem proxy 127.0.0.1:%s -> %s:%s with %s", self._port, *self.upstream,
-                 self.conditions.describe())
+        log.info("netem proxy 127.0.0.1:%s -> %s:%s with %s", self._port, *self.upstream, self.conditions.describe())
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -226,9 +225,7 @@ class ShapingProxy:
         try:
             host, port = self.upstream
             try:
-                ureader, uwriter = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), self.connect_timeout_s
-                )
+                ureader, uwriter = await asyncio.wait_for(asyncio.open_connection(host, port), self.connect_timeout_s)
             except (OSError, asyncio.TimeoutError) as exc:
                 log.info("netem proxy: upstream %s:%s unreachable (%s); resetting the client", host, port, exc)
                 conn.abort(rst=True)

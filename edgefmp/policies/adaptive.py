@@ -3,9 +3,12 @@
 For every call site and every backend the policy keeps two ridge (Bayesian linear) models
 over the CONTEXT_DIM context features of `edgefmp.policies.context`:
 
-- accuracy: P(correct | x) ~ prior_mean + theta . x, posterior N(theta, noise^2 A^-1);
-  A = prior_precision * I + sum x x^T, kept as A^-1 by Sherman-Morrison rank-1 updates so an
-  update costs O(d^2) and no matrix is ever inverted;
+- accuracy: P(correct | x) ~ m_k + theta . x, posterior N(theta, noise^2 A^-1);
+  A = s_k * I + sum w x x^T, kept as A^-1 by Sherman-Morrison rank-1 updates so an update
+  costs O(d^2) and no matrix is ever inverted. m_k is the backend's offline accuracy
+  (BackendInfo.accuracy, the catalog's `accuracy:`) held with s_k = accuracy_prior_strength,
+  or prior_mean with s_k = prior_precision when the catalog has none. The weight w is 1, or
+  with `balance` the inverse share of a yes/no frame's truth class (see `_class_weight`);
 - cost: latency_ms, energy_j, bytes per call ~ prior + Theta^T x, a ridge on the residual
   from the backend's prior (BackendInfo.prior, i.e. the catalog / `edgefmp profile`), so
   with no data it predicts the prior and with data it follows what was measured.
@@ -58,6 +61,7 @@ from edgefmp.policies.context import (
     FrameMemory,
     context_values,
 )
+from edgefmp.policies.feedback import as_bool
 from edgefmp.trace import Cost, Trace
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,7 @@ class AdaptiveConfig:
 
     prior_mean: float = 0.5
     prior_precision: float = 1.0
+    accuracy_prior_strength: float = 200.0
     noise: float = 0.5
     explore: float = 1.0
     epsilon: float = 0.02
@@ -82,16 +87,20 @@ class AdaptiveConfig:
     dual_step: float = 0.05
     lambda_max: float = 10.0
     gap_step: float = 1.0
+    balance: bool = True
+    max_class_weight: float = 20.0
 
     def __post_init__(self) -> None:
         positive = (
             "prior_precision",
+            "accuracy_prior_strength",
             "noise",
             "reward_scale",
             "cost_prior_strength",
             "dual_step",
             "lambda_max",
             "gap_step",
+            "max_class_weight",
         )
         for name in positive:
             v = getattr(self, name)
@@ -133,7 +142,12 @@ class _SiteModel:
         self.ctheta = self.wa[:, k : self.off].reshape(d, k, r).transpose(1, 0, 2)  # (k, d, r) view
         self.a_inv = self.wa[:, self.off :].reshape(d, k, d).transpose(1, 0, 2)  # (k, d, d) view
         assert all(np.shares_memory(v, self.wa) for v in (self.theta, self.ctheta, self.a_inv))
-        self.a_inv[...] = np.eye(d) / cfg.prior_precision
+        # A backend with an offline accuracy (catalog `accuracy:`) starts at that mean, held
+        # as firmly as `accuracy_prior_strength` observations; the others at prior_mean.
+        self.acc_prior = np.array([cfg.prior_mean if b.accuracy is None else b.accuracy for b in site.backends])
+        for i, backend in enumerate(site.backends):
+            strength = cfg.prior_precision if backend.accuracy is None else cfg.accuracy_prior_strength
+            self.a_inv[i] = np.eye(d) / strength
         self.b = np.zeros((k, d))
         self.n_acc = np.zeros(k)
         self.c_inv = np.repeat(np.eye(d)[None] / cfg.cost_prior_strength, k, axis=0)
@@ -164,6 +178,7 @@ class _SiteModel:
         self.local_allowed = [not r for r in self.remote_list]
         self.prior_flat = self.cost_prior.reshape(-1).tolist()
         self.prior_rows = self.cost_prior.tolist()
+        self.acc_prior_list = self.acc_prior.tolist()
 
     def set_theta(self, i: int) -> None:
         np.matmul(self.a_rows[i], self.b_rows[i], out=self.theta_rows[i])
@@ -184,6 +199,7 @@ class _SiteModel:
             "ctheta": self.ctheta.copy(),
             "n_cost": self.n_cost.copy(),
             "cost_prior": self.cost_prior.copy(),
+            "acc_prior": self.acc_prior.copy(),
         }
 
     def load(self, state: dict[str, Any], where: str) -> None:
@@ -193,6 +209,11 @@ class _SiteModel:
             if arr.shape != current.shape:
                 raise PolicyError(f"{where}.{key}: shape {arr.shape}, expected {current.shape}")
             current[...] = arr  # in place: theta, ctheta and a_inv are views into wa
+        if "acc_prior" in state:  # absent from states saved before accuracy priors
+            arr = np.asarray(state["acc_prior"], dtype=np.float64)
+            if arr.shape != self.acc_prior.shape:
+                raise PolicyError(f"{where}.acc_prior: shape {arr.shape}, expected {self.acc_prior.shape}")
+            self.acc_prior[...] = arr
         self.refresh()
 
     def nbytes(self) -> int:
@@ -208,11 +229,16 @@ def _sherman_morrison(inv: np.ndarray, x: np.ndarray, buf: np.ndarray | None = N
 
 
 def _frame_cost(trace: Trace) -> list[float]:
-    """A frame's total cost in RESOURCES order, failed attempts included (= trace.cost)."""
+    """A frame's total cost in RESOURCES order, failed attempts included (= trace.cost), with
+    the time the runtime measured for the policy's decisions in the latency.
+
+    A budget of 5% of the largest backend's latency is a budget for what the user waits for,
+    and at that budget the decisions are a tenth of it. (The update's own time is not
+    counted: it runs after the frame, and timing it here would make runs irreproducible.)"""
     t0 = t1 = t2 = 0.0
     for call in trace.calls:
         cost = call.cost
-        t0 += float(cost.latency_ms)
+        t0 += float(cost.latency_ms) + call.decision_us / 1e3
         t1 += float(cost.energy_j)
         t2 += float(cost.bytes_up + cost.bytes_down)
         for attempt in call.attempts:
@@ -257,6 +283,7 @@ class AdaptivePolicy(Policy):
         self._memory = FrameMemory()
         self._frame_gap: OrderedDict[str, float] = OrderedDict()
         self._observed: OrderedDict[str, None] = OrderedDict()
+        self._class_counts = [0.0, 0.0]  # labelled yes/no frames whose truth was no / yes
         self.skipped_updates = 0
 
     # ------------------------------------------------------------------ choosing
@@ -312,8 +339,8 @@ class AdaptivePolicy(Policy):
         cost = [0.0 if c < 0.0 else c for c in map(operator.add, out[k:], model.prior_flat)]  # = max(c, 0.0)
         r = N_RESOURCES
         p0, p1, p2 = self.budgets.prices(cost[(k - 1) * r : k * r])  # RESOURCES: latency_ms, energy_j, bytes
-        pm, noise = cfg.prior_mean, cfg.noise
-        mean = [pm + o for o in out[:k]]
+        noise = cfg.noise
+        mean = list(map(operator.add, model.acc_prior_list, out[:k]))
         sd = [noise * math.sqrt(v) if v > 0.0 else 0.0 for v in var]
         it = iter(cost)
         penalty = [c0 * p0 + c1 * p1 + c2 * p2 for c0, c1, c2 in zip(it, it, it, strict=True)]
@@ -447,13 +474,33 @@ class AdaptivePolicy(Policy):
             y = 1.0 if reward > 0 else 0.0
         else:
             y = max(-1.0, min(1.0, reward / cfg.reward_scale))
-        delta = y - cfg.prior_mean
+        w = self._class_weight(trace.answer, reward > 0) if cfg.balance else 1.0
+        root = math.sqrt(w)
         for model, k, x, _ in records:
-            _sherman_morrison(model.a_rows[k], x, model.buf)
+            _sherman_morrison(model.a_rows[k], root * x if w != 1.0 else x, model.buf)
             b = model.b_rows[k]
-            b += delta * x
+            b += (w * (y - model.acc_prior_list[k])) * x
             model.set_theta(k)
             model.n_acc[k] += 1
+
+    def _class_weight(self, answer: Any, correct: bool) -> float:
+        """Weight of a labelled frame with a yes/no answer: inverse to its truth class's share.
+
+        On a stream with 7% positives every backend is right on most frames (the easy
+        negatives), so per-frame correctness barely separates a detector that misses half the
+        positives from one that finds them; weighting each class to the same total makes the
+        heads learn balanced accuracy, whose differences show within a few dozen positives.
+        The truth class follows from the answer and whether it was right. Open answers: 1.
+        """
+        said = as_bool(answer)
+        if said is None:
+            return 1.0
+        truth = int(said == correct)
+        counts = self._class_counts
+        counts[truth] += 1.0
+        seen = (counts[0] > 0.0) + (counts[1] > 0.0)  # weights average 1 over the classes seen
+        w = (counts[0] + counts[1]) / (seen * counts[truth])
+        return min(w, self.config.max_class_weight)
 
     # ------------------------------------------------------------------ inspection
 
@@ -464,7 +511,7 @@ class AdaptivePolicy(Policy):
             raise PolicyError(f"adaptive: no model for site {site_id!r} yet")
         x = np.asarray(features, dtype=np.float64)
         cost = np.maximum(model.cost_prior + x @ model.ctheta, 0.0)
-        return {"accuracy": self.config.prior_mean + model.theta @ x, "cost": cost}
+        return {"accuracy": model.acc_prior + model.theta @ x, "cost": cost}
 
     def memory_bytes(self, site_id: str) -> int:
         """Bytes of numpy state one site holds."""
@@ -484,6 +531,7 @@ class AdaptivePolicy(Policy):
             "sites": {sid: m.arrays() for sid, m in self.sites.items()},
             "frame_gap": dict(self._frame_gap),
             "observed": list(self._observed),
+            "class_counts": list(self._class_counts),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -518,6 +566,7 @@ class AdaptivePolicy(Policy):
         self.sites = sites
         self._frame_gap = OrderedDict((str(k), float(v)) for k, v in state.get("frame_gap", {}).items())
         self._observed = OrderedDict((str(k), None) for k in state.get("observed", []))
+        self._class_counts = [float(c) for c in state.get("class_counts", (0.0, 0.0))]
 
 
 __all__ = ["ADAPTIVE_STATE_VERSION", "AdaptiveConfig", "AdaptivePolicy"]

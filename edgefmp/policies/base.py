@@ -25,6 +25,7 @@ class BackendInfo:
     location: str
     prior: Cost | None = None
     params: float | None = None
+    accuracy: float | None = None  # offline-measured share of right answers (catalog `accuracy:`)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ import numpy as np
 from edgefmp.cost.model import CostModel
 from edgefmp.errors import PolicyError
 from edgefmp.policies.arms import allowed_arms, param_costs, prior_costs
+from edgefmp.policies.bandit import check_state
 from edgefmp.policies.base import Decision, DecisionContext, Policy, SiteInfo
 from edgefmp.trace import Trace
 
@@ -371,11 +372,7 @@ class PaperPolicy(Policy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         torch = _torch()
-        if state.get("policy") != self.name or state.get("version") != STATE_VERSION:
-            raise PolicyError(
-                f"paper: cannot load state of policy {state.get('policy')!r} "
-                f"version {state.get('version')!r} (expected {self.name!r} version {STATE_VERSION})"
-            )
+        check_state(state, self.name, STATE_VERSION)
         self.config = PaperConfig(**state["config"])
         self.inputs_seen = int(state.get("inputs_seen", 0))
         self.retrainings = int(state.get("retrainings", 0))

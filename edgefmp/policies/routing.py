@@ -1,11 +1,19 @@
 """Per-input model routing with no program: the paper's "LLM routing" baseline.
 
 The task is not decomposed: each frame gets one monolithic VQA call (the question asked of the
-whole image), and a contextual bandit picks which VLM answers it, from features of the frame
+whole image), and a contextual bandit picks which model answers it, from features of the frame
 alone. The bench runs it on the one-call program of `routing_program(question)`:
 
     def execute_command(image):
-        return image.query("<question>")
+        return image.answer("<question>")
+
+`answer` is a catalog function of its own, not `vqa`: its backends are whole-frame question
+answerers of several sizes (on the zoo: the OpenCV tier, then the shape detectors s..xl, each
+answering from its own detections with the shared shapes logic of
+`edgefmp/backends/scene_questions.py`), while `vqa`'s backends describe one crop a program
+already found. Routing over `vqa` would give the bandit one model that can answer a whole-frame
+question (the OpenCV tier) and four crop classifiers that cannot; adding the whole-frame
+answerers to `vqa` instead would make them choices at every `query` call site of every program.
 
 Cost term. The bandit regresses only the task reward; each backend's measured cost is a
 separate estimate, and `cost_weight x cost` is subtracted from the score at every selection.
@@ -17,6 +25,8 @@ and `tests/policies/test_baselines.py` checks that the weight still decides afte
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,18 +37,45 @@ from edgefmp.policies.base import Decision, DecisionContext, SiteInfo
 from edgefmp.policies.context import FRAME_FEATURES, frame_features
 from edgefmp.policies.linucb import Featurizer, LinUCBPolicy
 
+log = logging.getLogger(__name__)
+
 ROUTING_FEATURES: tuple[str, ...] = ("bias", *FRAME_FEATURES)
 
+ROUTING_FUNCTION = "answer"  # the catalog function the one-call program calls
+# DSL method per catalog function the one-call program may call
+_METHODS = {"answer": "answer", "vqa": "query"}
 _PROGRAM = """def execute_command(image):
-    return image.query({question!r})
+    return image.{method}({question!r})
 """
 
 
-def routing_program(question: str) -> str:
-    """The one-call program the routing baseline runs: ask `question` of the whole frame."""
+def routing_program(question: str, function: str = ROUTING_FUNCTION) -> str:
+    """The one-call program the routing baseline runs: ask `question` of the whole frame, through
+    the catalog's `answer` function (its backends: monolithic whole-frame answerers).
+
+    `function="vqa"` is for catalogs without `answer` whose `vqa` backends are themselves
+    whole-image models (VLMs); on the zoo, `vqa`'s backends describe crops (see above).
+    """
     if not question.strip():
         raise PolicyError("routing: the question of the one-call program is empty")
-    return _PROGRAM.format(question=question.strip())
+    if function not in _METHODS:
+        raise PolicyError(
+            f"routing: cannot ask a question through function {function!r}; use one of: {', '.join(_METHODS)}"
+        )
+    return _PROGRAM.format(method=_METHODS[function], question=question.strip())
+
+
+def routing_function(functions: Sequence[str]) -> str:
+    """The function the one-call program should use with a catalog serving `functions`: `answer`
+    when it is there, else `vqa` (logged: its backends must answer about whole frames)."""
+    if ROUTING_FUNCTION in functions or "vqa" not in functions:
+        return ROUTING_FUNCTION
+    log.warning(
+        "routing: the catalog has no %r function (whole-frame question answerers); routing over its "
+        "'vqa' backends, which must then answer questions about whole frames",
+        ROUTING_FUNCTION,
+    )
+    return "vqa"
 
 
 class RoutingPolicy(LinUCBPolicy):

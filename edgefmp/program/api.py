@@ -14,7 +14,9 @@ from typing import Protocol
 from edgefmp.results import Request, Result
 
 # DSL method or free function -> the neural function it calls. `exists` and `count` are
-# detections too; `simple_query` is ViperGPT's alias of `query`.
+# detections too; `simple_query` is ViperGPT's alias of `query`. `answer` asks a question of the
+# whole patch at once, as one monolithic model would (the routing baseline's single call),
+# through its own function so that its backends never become choices of a program's `query`.
 NEURAL_CALLS: dict[str, str] = {
     "find": "detect",
     "exists": "detect",
@@ -22,6 +24,7 @@ NEURAL_CALLS: dict[str, str] = {
     "verify_property": "verify",
     "query": "vqa",
     "simple_query": "vqa",
+    "answer": "answer",
     "best_text_match": "classify",
     "read_text": "ocr",
     "llm_query": "llm",

@@ -28,6 +28,7 @@ from edgefmp.errors import ProgramError
 from edgefmp.program.context import ExecutionContext
 from edgefmp.results import (
     Answer,
+    AnswerRequest,
     ClassifyRequest,
     Detections,
     DetectRequest,
@@ -220,7 +221,8 @@ class ImagePatch:
         return result.value
 
     def _ask(self, method: str, question: str) -> str:
-        request = VQARequest(image=self._pixels(), question=_text(method, "the question", question))
+        kind = AnswerRequest if method == "answer" else VQARequest  # whole-patch question, or a look at it
+        request = kind(image=self._pixels(), question=_text(method, "the question", question))
         result = cast(Answer, self._context_for(method).call_neural(method, request))
         return result.text
 
@@ -231,6 +233,16 @@ class ImagePatch:
     def simple_query(self, question: str) -> str:
         """ViperGPT's name for `query`; a call site of its own."""
         return self._ask("simple_query", question)
+
+    def answer(self, question: str) -> str:
+        """`question` answered about this whole patch by one monolithic model (function `answer`).
+
+        Unlike `query`, whose backends describe the patch a program already found, the backends
+        of `answer` look for what the question names themselves and say "none" when it is not
+        there: the one-call program of the routing baseline (`routing_program`) is
+        `return image.answer(question)`.
+        """
+        return self._ask("answer", question)
 
     def best_text_match(self, option_list: list[str]) -> str:
         """The option that best describes this patch.

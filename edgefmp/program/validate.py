@@ -192,7 +192,7 @@ class _Validator:
             raise reject(
                 node,
                 f"attribute {attr!r} is not allowed in a program; use the DSL (find, exists, count, "
-                "verify_property, query, best_text_match, read_text, crop, left, right, upper, lower, "
+                "verify_property, query, answer, best_text_match, read_text, crop, left, right, upper, lower, "
                 "width, height, horizontal_center, vertical_center, area, score, label) or common "
                 "str/list/dict methods (lower, strip, split, join, append, get, items, ...)",
             )

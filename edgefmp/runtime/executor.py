@@ -174,6 +174,7 @@ class Executor:
                         if b.spec.cost.latency_ms is not None
                         else None,
                         params=b.spec.cost.params,
+                        accuracy=b.spec.accuracy,
                     )
                     for b in backends
                 ),

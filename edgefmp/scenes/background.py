@@ -19,9 +19,7 @@ def make_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
     hue = rng.uniform(0, 180)
     sat = rng.uniform(10, 70)
     val = rng.uniform(110, 225)
-    base = cv2.cvtColor(
-        np.array([[[hue, sat, val]]], np.float32).astype(np.uint8), cv2.COLOR_HSV2RGB
-    )
+    base = cv2.cvtColor(np.array([[[hue, sat, val]]], np.float32).astype(np.uint8), cv2.COLOR_HSV2RGB)
     base_rgb = base.reshape(3).astype(np.float32)
 
     yy = np.arange(h, dtype=np.float32)[:, None]

@@ -94,10 +94,7 @@ def make_sprite(
     alpha = cv2.resize(crop, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     ys, xs = np.nonzero(alpha > 0.5)
     if ys.size == 0:
-        raise ConfigError(
-            f"shape {sample.image_id} vanished when scaled to {long_side:.1f} px; "
-            "use a larger scale"
-        )
+        raise ConfigError(f"shape {sample.image_id} vanished when scaled to {long_side:.1f} px; use a larger scale")
     offset = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     rgb = np.clip(np.asarray(sample.rgb, np.float32) * brightness, 0, 255)
     return alpha.astype(np.float32), rgb, offset
@@ -128,22 +125,16 @@ def layout(
         raise ConfigError("compose_scene: the shape pool is empty; load it with load_shape_pool()")
     lo, hi = n_objects
     if lo < 0 or hi < lo:
-        raise ConfigError(
-            f"compose_scene: n_objects must be (lo, hi) with 0 <= lo <= hi, got {n_objects}"
-        )
+        raise ConfigError(f"compose_scene: n_objects must be (lo, hi) with 0 <= lo <= hi, got {n_objects}")
     if not 0 < scale[0] <= scale[1] < 1:
-        raise ConfigError(
-            f"compose_scene: scale must be (lo, hi) with 0 < lo <= hi < 1, got {scale}"
-        )
+        raise ConfigError(f"compose_scene: scale must be (lo, hi) with 0 < lo <= hi < 1, got {scale}")
     h, w = size
     n = int(rng.integers(lo, hi + 1))
     placed: list[Placement] = []
     for _ in range(n):
         sample = pool[int(rng.integers(len(pool)))]
         long_side = rng.uniform(*scale) * min(h, w)
-        alpha, rgb, offset = make_sprite(
-            sample, long_side, brightness=float(rng.uniform(0.8, 1.08))
-        )
+        alpha, rgb, offset = make_sprite(sample, long_side, brightness=float(rng.uniform(0.8, 1.08)))
         sh, sw = alpha.shape
         if sh >= h or sw >= w:
             continue

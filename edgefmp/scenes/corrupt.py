@@ -29,9 +29,7 @@ _JPEG_QUALITY = (30, 18, 10, 6, 3)
 _DOWNSCALE = (3.0, 4.0, 6.0, 8.0, 12.0)
 
 
-def corrupt(
-    image: np.ndarray, kind: str, severity: int, rng: np.random.Generator | None = None
-) -> np.ndarray:
+def corrupt(image: np.ndarray, kind: str, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """`image` (RGB uint8) corrupted by `kind` at `severity` 1..5, same shape and dtype.
 
     `rng` draws the noise of `noise` and `low_light`; without one they use a fixed seed, so a
@@ -40,13 +38,9 @@ def corrupt(
     if kind not in CORRUPTIONS:
         raise ConfigError(f"unknown corruption {kind!r}; available: {', '.join(CORRUPTIONS)}")
     if not isinstance(severity, (int, np.integer)) or not 1 <= int(severity) <= 5:
-        raise ConfigError(
-            f"corruption {kind!r}: severity must be an integer 1..5, got {severity!r}"
-        )
+        raise ConfigError(f"corruption {kind!r}: severity must be an integer 1..5, got {severity!r}")
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ConfigError(
-            f"corrupt: expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}"
-        )
+        raise ConfigError(f"corrupt: expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
     gen = rng if rng is not None else np.random.default_rng(0)
     s = int(severity) - 1
     out: np.ndarray
@@ -58,9 +52,7 @@ def corrupt(
     elif kind == "low_light":
         gain, sigma = _LOW_LIGHT[s]
         x = image.astype(np.float32) / 255.0
-        out = 255.0 * gain * np.power(x, 1.2) + gen.normal(0.0, sigma, image.shape).astype(
-            np.float32
-        )
+        out = 255.0 * gain * np.power(x, 1.2) + gen.normal(0.0, sigma, image.shape).astype(np.float32)
     elif kind == "jpeg":
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY[s]])

@@ -27,25 +27,15 @@ from typing import Literal
 import cv2
 import numpy as np
 
+# easy-VQA's shapes and colours with its exact palette: the ones the OpenCV detector knows
+from edgefmp.backends.classical_shapes import COLORS as COLORS
+from edgefmp.backends.classical_shapes import PALETTE as PALETTE
+from edgefmp.backends.classical_shapes import SHAPES as SHAPES
 from edgefmp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SHAPES: tuple[str, ...] = ("circle", "rectangle", "triangle")
-COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow", "teal", "brown", "gray", "black")
-
 Split = Literal["train", "test"]
-
-PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (255, 0, 0),
-    "green": (0, 255, 0),
-    "blue": (0, 0, 255),
-    "yellow": (255, 255, 0),
-    "teal": (0, 128, 128),
-    "brown": (165, 42, 42),
-    "gray": (128, 128, 128),
-    "black": (0, 0, 0),
-}
 
 _COLOR_RE = "|".join(COLORS)
 _SHAPE_RE = "|".join(SHAPES)

@@ -25,9 +25,7 @@ from edgefmp.scenes.pool import ShapeSample, Split, load_shape_pool
 
 # Either a function of the frame index, or segments (start frame, kind or None, severity)
 # sorted by start frame; a segment lasts until the next one starts.
-CorruptionSchedule: TypeAlias = (
-    "Callable[[int], tuple[str, int] | None] | Sequence[tuple[int, str | None, int]]"
-)
+CorruptionSchedule: TypeAlias = "Callable[[int], tuple[str, int] | None] | Sequence[tuple[int, str | None, int]]"
 
 
 @dataclass
@@ -70,9 +68,7 @@ def _check_schedule(schedule: CorruptionSchedule | None) -> None:
         return
     starts = [s[0] for s in schedule]
     if starts != sorted(starts):
-        raise ConfigError(
-            f"corruption_schedule: segments must be sorted by start frame, got starts {starts}"
-        )
+        raise ConfigError(f"corruption_schedule: segments must be sorted by start frame, got starts {starts}")
     for start, kind, severity in schedule:
         if kind is not None and (kind not in CORRUPTIONS or not 1 <= int(severity) <= 5):
             raise ConfigError(
@@ -177,15 +173,10 @@ def write_scene_video(
     fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
     writer = cv2.VideoWriter(str(path), fourcc, float(fps), (w, h))
     if not writer.isOpened():
-        raise ConfigError(
-            f"cannot open {path} for writing an mp4v video; "
-            "check the folder and the extension (.mp4)"
-        )
+        raise ConfigError(f"cannot open {path} for writing an mp4v video; check the folder and the extension (.mp4)")
     truths: list[FrameTruth] = []
     try:
-        for image, truth in scene_frames(
-            n_frames, seed, fps, size, split, corruption_schedule, **options
-        ):
+        for image, truth in scene_frames(n_frames, seed, fps, size, split, corruption_schedule, **options):
             writer.write(np.ascontiguousarray(image[:, :, ::-1]))
             truths.append(truth)
     finally:

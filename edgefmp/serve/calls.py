@@ -1,7 +1,8 @@
 """From a client's fields to a backend call and back: shared by the KServe and OpenAI routes.
 
 `build_request` turns named fields (labels, subject, property, question, options, prompt) and
-an image into the function's request type; `call_backend` runs it and maps backend failures
+an image into the function's request type (the table of fields, `backends/remote_fields.py`, is
+the one RemoteBackend writes from); `call_backend` runs it and maps backend failures
 to HTTP statuses (503 unavailable, 422 cannot answer this input; any other exception is a
 bug of the backend and answers 500); `result_tensors` and
 `result_text` write the result in each protocol's form. The KServe names and shapes match what
@@ -19,40 +20,19 @@ import cv2
 import numpy as np
 
 from edgefmp.backends.base import Backend
+from edgefmp.backends.remote_fields import FIELDS, IMAGE_FUNCTIONS, request_from_fields
 from edgefmp.errors import BackendError, BackendTimeout, BackendUnavailable
-from edgefmp.results import (
-    Answer,
-    ClassifyRequest,
-    Detections,
-    DetectRequest,
-    LLMRequest,
-    OCRRequest,
-    Request,
-    Result,
-    Text,
-    Verdict,
-    VerifyRequest,
-    VQARequest,
-)
+from edgefmp.results import Answer, Detections, Request, Result, Text, Verdict
 from edgefmp.serve.errors import RequestRejected, bad_request
 from edgefmp.serve.tensors import Tensor
 
 log = logging.getLogger(__name__)
 
-IMAGE_FUNCTIONS = ("detect", "verify", "vqa", "classify", "ocr")
-# the fields each function needs besides the image: (name, is a list)
-FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "detect": (("labels", True),),
-    "verify": (("subject", False), ("property", False)),
-    "vqa": (("question", False),),
-    "classify": (("options", True),),
-    "ocr": (),
-    "llm": (("prompt", False),),
-}
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "detect": ("boxes", "scores", "labels", "confidence"),
     "verify": ("verdict", "confidence"),
     "vqa": ("answer", "confidence"),
+    "answer": ("answer", "confidence"),
     "classify": ("answer", "confidence"),
     "ocr": ("text", "confidence"),
     "llm": ("answer", "confidence"),
@@ -77,17 +57,7 @@ def build_request(function: str, fields: dict[str, Any], image: np.ndarray | Non
             raise bad_request(f"{name!r} must be a string", name)
         values[name] = value
     try:
-        if function == "detect":
-            return DetectRequest(image, values["labels"])  # type: ignore[arg-type]
-        if function == "verify":
-            return VerifyRequest(image, values["subject"], values["property"])  # type: ignore[arg-type]
-        if function == "vqa":
-            return VQARequest(image, values["question"])  # type: ignore[arg-type]
-        if function == "classify":
-            return ClassifyRequest(image, values["options"])  # type: ignore[arg-type]
-        if function == "ocr":
-            return OCRRequest(image)  # type: ignore[arg-type]
-        return LLMRequest(values["prompt"])
+        return request_from_fields(function, values, image)
     except ValueError as exc:  # the request types validate themselves
         raise bad_request(str(exc)) from exc
 

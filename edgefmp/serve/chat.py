@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgefmp.serve.calls import FIELDS, IMAGE_FUNCTIONS
+from edgefmp.backends.remote_fields import FIELDS, IMAGE_FUNCTIONS
 from edgefmp.serve.errors import bad_request
 from edgefmp.serve.images import decode_data_url
 from edgefmp.serve.models import ServedModel
@@ -170,7 +170,7 @@ def read_call(chat: ChatRequest, model: ServedModel, max_pixels: int) -> ChatCal
         fields = found[1] if found and found[0] == function else {}
         if function == "llm":
             fields = {"prompt": text}
-        elif function == "vqa" and "question" not in fields:
+        elif function in ("vqa", "answer") and "question" not in fields:
             fields = {"question": text}
     fields.update(explicit)
     if function not in FIELDS:

@@ -57,7 +57,8 @@ def decode_image(data: bytes, max_pixels: int, where: str) -> np.ndarray:
     size = image_size(data)
     if size is not None and size[0] * size[1] > max_pixels:
         raise RequestRejected(
-            413, f"{where}: the image is {size[0]}x{size[1]} pixels; this server accepts at most {max_pixels}",
+            413,
+            f"{where}: the image is {size[0]}x{size[1]} pixels; this server accepts at most {max_pixels}",
             param=where,
         )
     buf = np.frombuffer(data, np.uint8)

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from edgefmp import __version__
-from edgefmp.serve.calls import FIELDS, IMAGE_FUNCTIONS, OUTPUTS, build_request, call_backend, result_tensors
+from edgefmp.backends.remote_fields import FIELDS, IMAGE_FUNCTIONS
+from edgefmp.serve.calls import OUTPUTS, build_request, call_backend, result_tensors
 from edgefmp.serve.errors import RequestRejected, bad_request
 from edgefmp.serve.images import decode_base64, decode_image, image_size
 from edgefmp.serve.models import ModelTable, ServedModel

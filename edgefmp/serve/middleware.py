@@ -39,8 +39,13 @@ CLOSE = {"connection": "close"}
 def error_payload(path: str, status: int, message: str, param: str | None = None) -> dict[str, Any]:
     """The error body in the style of the protocol the path belongs to."""
     if path.startswith("/v1/"):
-        kind = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error",
-                422: "invalid_request_error", 503: "server_error"}.get(status, "invalid_request_error")
+        kind = {
+            401: "authentication_error",
+            404: "not_found_error",
+            413: "invalid_request_error",
+            422: "invalid_request_error",
+            503: "server_error",
+        }.get(status, "invalid_request_error")
         if status >= 500 and status != 503:
             kind = "server_error"
         return {"error": {"message": message, "type": kind, "param": param, "code": status}}
@@ -161,8 +166,10 @@ class BodyLimitMiddleware:
         return False
 
     def _too_large(self, size: int | str) -> RequestRejected:
-        return RequestRejected(413, f"the request body ({size} bytes) exceeds this server's limit of "
-                                    f"{self.max_bytes} bytes (--max-request-mb)")
+        return RequestRejected(
+            413,
+            f"the request body ({size} bytes) exceeds this server's limit of {self.max_bytes} bytes (--max-request-mb)",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,8 +197,9 @@ class BodyLimitMiddleware:
             total += len(body)
             if total > self.max_bytes:
                 drained = not message.get("more_body", False) or await self._drain(receive, total)
-                await send_error(send, scope["path"], self._too_large(f"more than {self.max_bytes}"),
-                                 None if drained else CLOSE)
+                await send_error(
+                    send, scope["path"], self._too_large(f"more than {self.max_bytes}"), None if drained else CLOSE
+                )
                 return
             chunks.append(body)
             if not message.get("more_body", False):

@@ -71,8 +71,7 @@ def openai_router(table: ModelTable, settings: ServeSettings) -> APIRouter:
         return {
             "object": "list",
             "data": [
-                {"id": m.name, "object": "model", "created": 0, "owned_by": "edgefmp",
-                 "functions": m.functions}
+                {"id": m.name, "object": "model", "created": 0, "owned_by": "edgefmp", "functions": m.functions}
                 for m in table.models()
             ],
         }

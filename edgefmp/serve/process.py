@@ -79,17 +79,13 @@ class ServeProcess:
         cmd = [sys.executable, "-m", "edgefmp.cli", "serve", str(self.catalog), "--port", str(port), *self.args]
         env = {**os.environ, **(self.env or {}), "COLUMNS": "400", "PYTHONUNBUFFERED": "1"}
         self._url_found.clear()
-        self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         threading.Thread(target=self._drain, args=(self._proc.stdout,), daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout_s
         while not self._url_found.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()
-                raise ConfigError(
-                    f"edgefmp serve {self.catalog} did not start: " + " | ".join(list(self._lines)[-8:])
-                )
+                raise ConfigError(f"edgefmp serve {self.catalog} did not start: " + " | ".join(list(self._lines)[-8:]))
         log.info("edgefmp serve running at %s (pid %d)", self._url, self._proc.pid)
         return self
 

@@ -49,8 +49,8 @@ def run(app: Any, sock: socket.socket, log_level: str = "warning") -> None:
 class ServerThread:
     """`app` served by uvicorn in a daemon thread of this process; a context manager.
 
-        with ServerThread(create_app(catalog, settings)) as server:
-            httpx.get(f"{server.url}/v2/health/ready")
+    with ServerThread(create_app(catalog, settings)) as server:
+        httpx.get(f"{server.url}/v2/health/ready")
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:

@@ -171,7 +171,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-        raise bad_request("expected a KServe v2 inference request: {\"inputs\": [{name, datatype, shape, data}]}")
+        raise bad_request('expected a KServe v2 inference request: {"inputs": [{name, datatype, shape, data}]}')
     inputs: dict[str, Tensor] = {}
     offset = 0
     for i, raw in enumerate(doc["inputs"]):
@@ -245,8 +245,12 @@ def encode_infer_response(
             raw = output_binary(tensor)
             blobs.append(raw)
             doc["outputs"].append(
-                {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape,
-                 "parameters": {"binary_data_size": len(raw)}}
+                {
+                    "name": tensor.name,
+                    "datatype": tensor.datatype,
+                    "shape": tensor.shape,
+                    "parameters": {"binary_data_size": len(raw)},
+                }
             )
         else:
             doc["outputs"].append(output_json(tensor))

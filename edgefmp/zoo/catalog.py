@@ -2,8 +2,9 @@
 
 The OpenCV tier comes first (zero weights), then the on-device models by size, then the
 largest model, which the remote tier serves. Cost priors come from the manifests (params) and,
-once `edgefmp zoo evaluate` has run, from measured latency; a figure not measured is left out
-rather than guessed.
+once `edgefmp zoo evaluate` has run, from measured latency, and each model's `accuracy:` (the
+policies' accuracy prior) from the same evaluation; a figure not measured is left out rather
+than guessed.
 """
 
 from __future__ import annotations
@@ -28,11 +29,34 @@ HEADER = """\
 # ONNX models by size, then the largest model, which the remote tier serves. Each model is the
 # int8 static file where that measured faster at no accuracy cost, else fp32 (see README.md).
 # Detector labels are "<colour> <shape>" (e.g. "red circle"); attrnet answers colour and shape.
+# `answer` (whole-frame questions, the routing baseline) reads the scene from OpenCV or a detector.
 # cost.latency_ms: p50 of one ONNX Runtime call on {where}, {threads} thread(s).
+# accuracy: share of right answers averaged over the evaluation's clean and corrupted conditions.
 """
 
 
-def _entry(models_dir: Path, name: str, file: str, latency: dict[str, float] | None) -> dict[str, Any]:
+def accuracy_priors(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per "<model>/<file>": the model's metric averaged over every evaluated condition (clean
+    and each corruption at each severity), i.e. its expected share of right answers on camera
+    streams whose conditions vary: detector F1 (a box right in place, colour and shape),
+    attribute accuracy (colour and shape both right)."""
+    sums: dict[str, list[float]] = {}
+    for row in rows:
+        value = row.get("f1", row.get("acc"))
+        if value is None:
+            continue
+        file = INT8_FILE if row["precision"] == "int8" else FP32_FILE
+        sums.setdefault(f"{row['model']}/{file}", []).append(float(value))
+    return {key: sum(v) / len(v) for key, v in sums.items()}
+
+
+def _entry(
+    models_dir: Path,
+    name: str,
+    file: str,
+    latency: dict[str, float] | None,
+    accuracy: dict[str, float] | None = None,
+) -> dict[str, Any]:
     path = models_dir / name / file
     manifest = read_sidecar(path)
     cost: dict[str, Any] = {}
@@ -44,12 +68,17 @@ def _entry(models_dir: Path, name: str, file: str, latency: dict[str, float] | N
     entry: dict[str, Any] = {"name": f"{name}-{tag}", "kind": "onnx", "model": f"{name}/{file}"}
     if cost:
         entry["cost"] = cost
+    if accuracy is not None and f"{name}/{file}" in accuracy:
+        entry["accuracy"] = round(accuracy[f"{name}/{file}"], 4)
     entry["options"] = {"intra_op_threads": 2}
     return entry
 
 
 def catalog_data(
-    models_dir: Path, latency: dict[str, float] | None = None, precision: dict[str, str] | None = None
+    models_dir: Path,
+    latency: dict[str, float] | None = None,
+    precision: dict[str, str] | None = None,
+    accuracy: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The catalog mapping; `precision` picks fp32 or int8 per model (default int8)."""
     precision = precision or {}
@@ -60,13 +89,19 @@ def catalog_data(
     def classical() -> dict[str, Any]:
         return {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
 
-    detect = [classical()] + [_entry(models_dir, n, file_of(n), latency) for n in DETECTORS]
-    detect.append(_entry(models_dir, LARGEST["detect"], file_of(LARGEST["detect"]), latency))
-    attrs = [_entry(models_dir, n, file_of(n), latency) for n in ATTRIBUTES]
-    attrs.append(_entry(models_dir, LARGEST["attributes"], file_of(LARGEST["attributes"]), latency))
+    detect = [classical()] + [_entry(models_dir, n, file_of(n), latency, accuracy) for n in DETECTORS]
+    detect.append(_entry(models_dir, LARGEST["detect"], file_of(LARGEST["detect"]), latency, accuracy))
+    attrs = [_entry(models_dir, n, file_of(n), latency, accuracy) for n in ATTRIBUTES]
+    attrs.append(_entry(models_dir, LARGEST["attributes"], file_of(LARGEST["attributes"]), latency, accuracy))
     functions: dict[str, Any] = {"detect": detect}
     for fn in ("verify", "classify", "vqa"):
         functions[fn] = [classical()] + [copy.deepcopy(e) for e in attrs]
+    # Whole-frame questions (`answer`, the routing baseline's monolithic models): the OpenCV tier,
+    # then each detector answering from its own detections. A detector's F1 is not its answers'
+    # accuracy, so these entries carry no `accuracy:`.
+    functions["answer"] = [classical()] + [
+        {k: v for k, v in copy.deepcopy(e).items() if k != "accuracy"} for e in detect[1:]
+    ]
     return {"version": 1, "name": "edgefmp-zoo", "functions": functions}
 
 
@@ -76,9 +111,10 @@ def write_catalog(
     precision: dict[str, str] | None = None,
     where: str = "this CPU",
     threads: int = 2,
+    accuracy: dict[str, float] | None = None,
 ) -> Path:
     """Write `models_dir/catalog.yaml` and check that it loads."""
-    data = catalog_data(models_dir, latency, precision)
+    data = catalog_data(models_dir, latency, precision, accuracy)
     text = HEADER.format(where=where, threads=threads) + yaml.safe_dump(
         data, sort_keys=False, width=120, default_flow_style=None
     )

@@ -33,9 +33,12 @@ accuracy next to the one it replaces.
 
 ## Labels
 
-- `shapedet-*` (function detect, postprocess `yolo`): 24 classes `"<colour> <shape>"`, e.g.
-  `"red circle"`; output (1, 28, N) = cx, cy, w, h in input pixels, then p(class) =
+- `shapedet-*` (functions detect and answer, postprocess `yolo`): 24 classes `"<colour> <shape>"`,
+  e.g. `"red circle"`; output (1, 28, N) = cx, cy, w, h in input pixels, then p(class) =
   objectness x p(shape) x p(colour) (activation `none`). Input 96x128 (stretched from the frame).
+  Under `answer` (whole-frame questions: the routing baseline's monolithic models, after the
+  OpenCV tier) a detector answers from all of its detections with the question logic the OpenCV
+  tier uses (`edgefmp/backends/scene_questions.py`).
 - `attrnet-*` (verify / classify / vqa, postprocess `attributes`): logits of 8 colours then 3
   shapes, groups `color` and `shape` (softmax within each). Input: a 64x64 crop of one object.
 - Colours: red, green, blue, yellow, teal, brown, gray, black. Shapes: circle, rectangle, triangle.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgefmp.scenes import CORRUPTIONS, load_shape_pool
-from edgefmp.zoo.catalog import write_catalog
+from edgefmp.zoo.catalog import accuracy_priors, write_catalog
 from edgefmp.zoo.env import environment
 from edgefmp.zoo.evaluate import EvalConfig, evaluate_accuracy, load_manifest, measure_latencies, model_files
 from edgefmp.zoo.readme_template import README_TEMPLATE
@@ -225,5 +225,14 @@ def run_evaluation(models_dir: Path, scenes: int, threads: int, runs: int, readm
         choice = choose_precision(summary, latency, names)
         result["catalog_precision"] = choice
         out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-        written.append(write_catalog(models_dir, cat_latency, choice, where=result["environment"]["cpu"], threads=2))
+        written.append(
+            write_catalog(
+                models_dir,
+                cat_latency,
+                choice,
+                where=result["environment"]["cpu"],
+                threads=2,
+                accuracy=accuracy_priors(rows),
+            )
+        )
     return written

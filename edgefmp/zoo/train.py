@@ -156,19 +156,22 @@ def detector_loss(
     return loss
 
 
-def train_detector(model: ShapeDet, data: DetSet, cfg: TrainConfig, on_step: StepCallback | None = None) -> list[float]:
-    """Train `model` in place; returns the loss of every step."""
+def _fit(
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    batch_loss: Callable[[np.random.Generator], torch.Tensor],
+    on_step: StepCallback | None,
+) -> list[float]:
+    """The loop both models share: seeded, `cfg.steps` AdamW steps on a one-cycle schedule, each
+    on the loss `batch_loss(rng)` of a batch it draws; `model` trained in place, left in eval mode.
+    Returns the loss of every step."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt, sched = _optimizer(model, cfg)
     model.train()
     losses: list[float] = []
     for step in range(cfg.steps):
-        idx = rng.integers(0, len(data), cfg.batch)
-        imgs, bxs = _flip_det(data.images[idx], [data.boxes[i] for i in idx], rng)
-        raw = model(to_tensor(imgs))
-        padded = pad_boxes(bxs, [data.shapes[i] for i in idx], [data.colors[i] for i in idx])
-        loss = detector_loss(model, raw, *padded)
+        loss = batch_loss(rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
@@ -180,17 +183,26 @@ def train_detector(model: ShapeDet, data: DetSet, cfg: TrainConfig, on_step: Ste
     return losses
 
 
+def train_detector(model: ShapeDet, data: DetSet, cfg: TrainConfig, on_step: StepCallback | None = None) -> list[float]:
+    """Train `model` in place; returns the loss of every step."""
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        idx = rng.integers(0, len(data), cfg.batch)
+        imgs, bxs = _flip_det(data.images[idx], [data.boxes[i] for i in idx], rng)
+        raw = model(to_tensor(imgs))
+        padded = pad_boxes(bxs, [data.shapes[i] for i in idx], [data.colors[i] for i in idx])
+        return detector_loss(model, raw, *padded)
+
+    return _fit(model, cfg, batch_loss, on_step)
+
+
 # ------------------------------------------------------------------------------- attrnet
 
 
 def train_attrnet(model: AttrNet, data: AttrSet, cfg: TrainConfig, on_step: StepCallback | None = None) -> list[float]:
     """Train `model` in place on colour (8-way) and shape (3-way) cross-entropy."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    opt, sched = _optimizer(model, cfg)
-    model.train()
-    losses: list[float] = []
-    for step in range(cfg.steps):
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         idx = rng.integers(0, len(data), cfg.batch)
         imgs = data.images[idx].copy()
         flip_h = rng.random(cfg.batch) < 0.5
@@ -199,15 +211,7 @@ def train_attrnet(model: AttrNet, data: AttrSet, cfg: TrainConfig, on_step: Step
         imgs[flip_v] = imgs[flip_v, ::-1]
         logits = model(to_tensor(imgs))
         n_colors = logits.shape[1] - 3
-        loss = F.cross_entropy(logits[:, :n_colors], torch.from_numpy(data.colors[idx])) + F.cross_entropy(
-            logits[:, n_colors:], torch.from_numpy(data.shapes[idx])
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        sched.step()
-        losses.append(float(loss.item()))
-        if on_step is not None:
-            on_step(step, losses[-1])
-    model.eval()
-    return losses
+        colors = F.cross_entropy(logits[:, :n_colors], torch.from_numpy(data.colors[idx]))
+        return colors + F.cross_entropy(logits[:, n_colors:], torch.from_numpy(data.shapes[idx]))
+
+    return _fit(model, cfg, batch_loss, on_step)

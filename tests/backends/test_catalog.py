@@ -30,7 +30,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_bundled_catalog_opens() -> None:
     with Catalog.open(load_catalog(default_catalog_path())) as catalog:
-        assert set(catalog.functions) == {"detect", "verify", "classify", "vqa"}
+        assert set(catalog.functions) == {"detect", "verify", "classify", "vqa", "answer"}
 
 
 def test_relative_model_paths_resolve_against_the_catalog_folder(tmp_path: Path) -> None:
@@ -72,3 +72,18 @@ def test_function_with_no_runnable_backend_is_an_error(tmp_path: Path) -> None:
 def test_missing_catalog_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pass --catalog"):
         load_catalog(tmp_path / "nope.yaml")
+
+
+def test_accuracy_prior_is_a_share_and_reaches_the_policy(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "functions:\n  detect:\n    - {name: cv, kind: classical, accuracy: 93}\n")
+    with pytest.raises(ConfigError, match=r"catalog.yaml.*accuracy"):
+        load_catalog(bad)
+    good = _write(tmp_path, "functions:\n  detect:\n    - {name: cv, kind: classical, accuracy: 0.93}\n")
+    from edgefmp.program import compile_program
+    from edgefmp.runtime.executor import Executor
+
+    program = compile_program("def execute_command(image):\n    return image.exists('circle')\n")
+    with Catalog.open(load_catalog(good)) as catalog:
+        executor = Executor(program, catalog, policy="static:0")
+        site = executor.site_info(next(iter(program.sites)), "detect")
+        assert site.backends[0].accuracy == 0.93

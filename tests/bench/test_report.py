@@ -23,17 +23,22 @@ def test_report_has_every_comparison(write_suite: Callable[..., Path], tmp_path:
     run = run_sweep(str(path), cases, SweepOptions(catalog=REF, workers=1, block=2))
     report = build_report(run, load_suite(path), "edgefmp bench tiny.yaml", environment(), {"name": "fake"})
     rows = {r["case"]: r for r in report["rows"]}
-    assert set(rows) >= {"largest", "static:0", "static:1", "cascade", "adaptive@gap:1", "adaptive@5%", "routing@w=1"}
+    assert set(rows) >= {"largest", "static:0", "cascade", "adaptive@gap:1", "adaptive@5%", "routing@w=1"}
     assert not any(r["case"].count("-") and r["case"].startswith("static:") for r in report["rows"])  # per query only
     assert report["static_per_query"]["red-circle"]
     assert report["suite"]["metric"] == "accuracy" and report["command"] == "edgefmp bench tiny.yaml"
     assert {"adaptive_vs_routing", "adaptive_vs_cascade"} <= set(report["comparisons"])
     assert {s["family"] for s in report["savings"]} >= {"adaptive", "static"}
     assert report["hypervolume"]["adaptive"]["latency_ms"] >= 0
-    assert set(report["headline"]) >= {"largest", "adaptive_matched", "vs_routing_holds_5", "overhead_ratio"}
+    checks = {c["key"]: c for c in report["headline"]["checks"]}
+    assert list(checks) == ["1", "2", "3", "4", "5", "6"] and "largest" in report["headline"]
+    assert checks["2"]["status"] == "NOT RUN" and checks["5"]["status"] == "INFO"  # no paper cases in this run
+    assert {c["status"] for c in checks.values()} <= {"PASS", "MISS", "INFO", "NOT RUN"}
+    assert set(report["convergence"]) == set(report["curves"]) and report["curve_window"] > 0
     assert rows["largest"]["params_m"] > 0 and rows["largest"]["energy_sources"]
     text = markdown(report)
     assert "| largest |" in text and "## Savings at matched accuracy" in text
+    assert "## Headline checks" in text and "- (4) **" in text and "## Learning" in text
     written = write_report(report, tmp_path / "out")
     names = {p.name for p in written}
     assert {

@@ -227,3 +227,85 @@ def test_decides_on_real_frames_with_motion_and_pressure() -> None:
         policy.observe(Trace(f"r{i}", float(i), [call]))
     assert feats[0][5] == 0.0 and feats[1][5] > 0.0  # motion from the previous frame
     assert feats[1][14] > 0.0  # budget pressure after an over-budget frame
+
+
+def test_catalog_accuracy_is_the_prior_and_data_moves_it() -> None:
+    """A backend's offline accuracy is where its head starts, held like
+    `accuracy_prior_strength` observations; backends without one start at prior_mean."""
+    site = SiteInfo(
+        "s",
+        "vqa",
+        (
+            BackendInfo("small", "device", accuracy=0.6),
+            BackendInfo("large", "device", accuracy=0.9),
+            BackendInfo("x", "device"),
+        ),
+    )
+    x = np.zeros(CONTEXT_DIM)
+    x[0] = 1.0
+    policy = AdaptivePolicy(seed=0, epsilon=0.0)
+    picks = [policy.choose(site, one_context(site, x, fid=str(i))).index for i in range(300)]
+    np.testing.assert_allclose(policy.predict("s", x)["accuracy"], [0.6, 0.9, 0.5])
+    # The prior alone already separates the measured backends; the unmeasured one is explored.
+    assert picks.count(1) > 0.6 * len(picks) and picks.count(0) < 0.02 * len(picks)
+    assert picks.count(2) > 0.05 * len(picks)
+    # 1000 observations that "small" is always right outweigh a prior worth 200.
+    for i in range(1000):
+        call = CallRecord("s", "vqa", "small", 0, {}, cost=Cost(latency_ms=1.0), features=list(x))
+        policy.update(Trace(f"t{i}", 0.0, [call]), 1.0)
+    acc = policy.predict("s", x)["accuracy"]
+    assert acc[0] == pytest.approx((200 * 0.6 + 1000 * 1.0) / 1200, abs=0.01)
+    assert acc[0] > acc[1]
+    # The prior travels with the saved state.
+    restored = AdaptivePolicy(seed=0)
+    restored.load_state_dict(policy.state_dict())
+    np.testing.assert_allclose(restored.predict("s", x)["accuracy"], acc)
+
+
+def _imbalanced_stream(policy: AdaptivePolicy, site: SiteInfo, frames: int = 2000) -> None:
+    """5% positives; backend 0 always says "no" (right on every negative, wrong on every
+    positive), backend 1 is right on every frame; calls alternate between them."""
+    rng = np.random.default_rng(0)
+    x = np.zeros(CONTEXT_DIM)
+    x[0] = 1.0
+    for i in range(frames):
+        k = i % 2
+        truth = bool(rng.random() < 0.05)
+        answer = False if k == 0 else truth
+        call = CallRecord("s", "vqa", site.backends[k].name, k, {}, cost=Cost(latency_ms=1.0), features=list(x))
+        policy.update(Trace(f"f{i}", 0.0, [call], answer=answer), 1.0 if answer == truth else -1.0)
+
+
+def test_balanced_learning_sees_the_rare_positives() -> None:
+    """On a stream with 5% positives, a backend that never says yes is 95% right per frame;
+    class-balanced updates make it look like the coin flip it is on balanced accuracy, so
+    the gap to a backend that finds the positives is ~50 points instead of ~5."""
+    site = SiteInfo("s", "vqa", (BackendInfo("never-yes", "device"), BackendInfo("right", "device")))
+    x = np.zeros(CONTEXT_DIM)
+    x[0] = 1.0
+    gaps = {}
+    for balance in (False, True):
+        policy = AdaptivePolicy(seed=0, balance=balance)
+        policy.choose(site, one_context(site, x))
+        _imbalanced_stream(policy, site)
+        acc = policy.predict("s", x)["accuracy"]
+        gaps[balance] = acc[1] - acc[0]
+    assert 0.02 < gaps[False] < 0.1
+    assert gaps[True] > 0.35
+    # Open answers (not yes/no) are weighted 1: the counts stay untouched.
+    policy = AdaptivePolicy(seed=0)
+    assert policy._class_weight("red", True) == 1.0 and policy._class_counts == [0.0, 0.0]
+
+
+def test_the_decisions_own_time_counts_against_a_latency_budget() -> None:
+    """Frames whose backends cost 1 ms but whose decisions took 4 ms overspend a 3 ms budget."""
+    policy = AdaptivePolicy(targets={"latency_ms": 3.0}, seed=0)
+    site = SiteInfo("s", "vqa", (BackendInfo("a", "device"), BackendInfo("b", "device")))
+    x = np.zeros(CONTEXT_DIM)
+    x[0] = 1.0
+    policy.choose(site, one_context(site, x))
+    for i in range(20):
+        call = CallRecord("s", "vqa", "a", 0, {}, cost=Cost(latency_ms=1.0), features=list(x), decision_us=4000.0)
+        policy.observe(Trace(f"f{i}", 0.0, [call]))
+    assert policy.budgets.mean_cost()["latency_ms"] == pytest.approx(5.0)
+    assert policy.budgets.pressure() > 0.0

@@ -367,6 +367,6 @@ def test_routing_uses_frame_features_and_serves_one_site() -> None:
 
 def test_routing_program_is_one_query() -> None:
     source = routing_program("Is there a dog?")
-    assert source == "def execute_command(image):\n    return image.query('Is there a dog?')\n"
+    assert source == "def execute_command(image):\n    return image.answer('Is there a dog?')\n"
     with pytest.raises(PolicyError):
         routing_program("  ")

@@ -167,7 +167,9 @@ def test_audit_mode_learns_without_labels() -> None:
     import numpy as np
 
     env = BanditEnv(seed=32, price_ms=0.002)
-    policy = AdaptivePolicy(targets={"cost_weights": {"latency_ms": 0.002}}, seed=0)
+    # balance=False: the env's answers are correctness flags, not yes/no answers with classes,
+    # and its optimum is defined on plain accuracy.
+    policy = AdaptivePolicy(targets={"cost_weights": {"latency_ms": 0.002}}, seed=0, balance=False)
     fb = Feedback(policy, reward_fn=agreement_reward)
     sampler = AuditSampler(0.2, seed=1)
     rng = np.random.default_rng(0)

@@ -81,3 +81,25 @@ def test_catalog_backends_reach_floor_accuracy(scenes) -> None:  # type: ignore[
                     right += colour.text == obj.color and shape.text == obj.shape
                     total += 1
             assert right / total >= 0.5, f"{backend.name}: {right}/{total}"  # chance is 1/24
+
+
+def test_catalog_accuracy_priors_are_the_evaluation_means() -> None:
+    """Each model's `accuracy:` is its metric averaged over every condition of models/eval.json."""
+    import json
+
+    from edgefmp.zoo.catalog import accuracy_priors
+
+    rows = json.loads((MODELS / "eval.json").read_text())["rows"]
+    priors = accuracy_priors(rows)
+    spec = load_catalog(CATALOG)
+    checked = 0
+    for backend in spec.functions["detect"] + spec.functions["verify"]:
+        if backend.kind != "onnx":
+            continue
+        expected = priors[backend.model or ""]
+        metric = [r.get("f1", r.get("acc")) for r in rows if f"{r['model']}/" in (backend.model or "")]
+        assert backend.accuracy == pytest.approx(expected, abs=1e-4) and min(metric) <= expected <= max(metric)
+        checked += 1
+    assert checked == 8
+    sizes = [b.accuracy for b in spec.functions["detect"][1:]]
+    assert sizes == sorted(sizes)  # larger detectors are more accurate under the evaluated conditions

@@ -1,0 +1,217 @@
+"""`BENCHMARKS.md`: one markdown page summarising the results folders of several sweeps.
+
+Each folder holds a `results.json` written by `edgefmp bench` (report.py). The page gives, per
+suite, the command that produced it, the machine, the wall time, the main table (metric and
+cost per frame, savings against always-largest), the headline checks and links to the plots;
+above them, every suite's check statuses side by side and the wall-time check of the built-in
+suites together (the claim bounds their sum, which no single results file can check).
+
+Everything on the page is read or recomputed from the JSON files: the headline checks and the
+convergence are recomputed from each file's rows and records with this version's definitions
+(`report.headline_from_results`), so an older results file is summarised as these definitions
+judge it, and the page never states a number its files do not hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefmp.bench.cases import LARGEST
+from edgefmp.bench.metrics import INFO, MISS, NOT_RUN, PASS, WALL_BUDGET_S, Check, Convergence
+from edgefmp.bench.report import RESULTS_VERSION, checks_lines, fmt, headline_from_results, learning_lines
+from edgefmp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BUILT_IN_SUITES: tuple[str, ...] = ("binary", "open")
+PLOTS: tuple[str, ...] = (
+    "pareto_latency.png",
+    "pareto_energy.png",
+    "pareto_params.png",
+    "pareto_bytes.png",
+    "learning_curves.png",
+    "backend_mix.png",
+    "backend_mix_sites.png",
+)
+
+
+@dataclass
+class SuiteResult:
+    """One results folder: its JSON, and the checks and convergence recomputed from it."""
+
+    folder: Path
+    data: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+    convergence: dict[str, Convergence] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.data["suite"]["name"])
+
+
+def load_results(folder: str | Path) -> SuiteResult:
+    """Read `folder/results.json` (or a results.json path) and recompute its headline checks."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the results: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("version") != RESULTS_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise ConfigError(f"{path}: results version {version!r}; this edgefmp reads {RESULTS_VERSION}")
+    try:
+        checks, conv = headline_from_results(data)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a complete results file ({type(exc).__name__}: {exc})") from exc
+    return SuiteResult(path.parent, data, checks, conv)
+
+
+def combined_wall(results: Sequence[SuiteResult], budget_s: float = WALL_BUDGET_S) -> Check:
+    """Claim (6) over the suites given: the sum of the sweeps' wall times against the budget.
+    PASS needs both built-in suites, each a full run on at most 2 cores; a sum over the budget
+    is a MISS whatever else holds."""
+    claim = f"bench wall time: both built-in suites within {budget_s / 60:.0f} min on 2 cores"
+    facts = {r.name: r.checks[-1].data if r.checks and r.checks[-1].key == "6" else {} for r in results}
+    parts = [
+        f"{name} {f.get('seconds', 0.0):.0f} s ({f.get('cores') or '?'} cores"
+        + ("" if f.get("full_run", False) else ", partial run")
+        + ")"
+        for name, f in facts.items()
+    ]
+    total = sum(float(f.get("seconds", 0.0)) for f in facts.values())
+    text = " + ".join(parts) + f" = {total:.0f} s of {budget_s:.0f} s"
+    data = {"seconds": total, "budget_s": budget_s, "suites": facts}
+    missing = [s for s in BUILT_IN_SUITES if s not in facts]
+    if total > budget_s:
+        return Check("6", claim, MISS, text, data)
+    if missing:
+        return Check("6", claim, NOT_RUN, text + f"; {', '.join(missing)} not run", data)
+    reasons = [f"{n} is a partial run" for n, f in facts.items() if n in BUILT_IN_SUITES and not f.get("full_run")]
+    reasons += [f"{n} ran on {f['cores']} cores" for n, f in facts.items() if (f.get("cores") or 0) > 2]
+    if reasons:
+        return Check("6", claim, INFO, text + "; not evidence: " + ", ".join(reasons), data)
+    return Check("6", claim, PASS, text, data)
+
+
+def _saved(mine: float | None, ref: float | None) -> str:
+    return "-" if mine is None or not ref else f"{100 * (1 - mine / ref):.1f}%"
+
+
+def _link(target: Path, page_dir: Path) -> str:
+    """`target` relative to the folder the page is written in, with forward slashes."""
+    return Path(os.path.relpath(target.resolve(), page_dir.resolve())).as_posix()
+
+
+def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
+    """One suite's part of the page."""
+    d = result.data
+    s, env, opts = d["suite"], d.get("environment", {}), d.get("options", {})
+    metric = "F1" if s["metric"] == "f1" else "accuracy"
+    rows = d["rows"]
+    largest = next((r for r in rows if r["case"] == LARGEST and r["metric"] is not None), None)
+    meters = sorted({m for r in rows for m in r.get("energy_sources", [])}) or ["none"]
+    versions = env.get("versions", {})
+    lines = [
+        "",
+        f"## {s['name']} ({metric}, {s['queries_run']} of {s['queries']} queries)",
+        "",
+        f"Command: `{d['command']}`  ",
+        f"Machine: {env.get('cpu')}, {env.get('cores')} cores, {env.get('platform')}; Python {env.get('python')}, "
+        f"onnxruntime {versions.get('onnxruntime', '?')}; energy meter: {', '.join(meters)}.  ",
+        f"Wall time: {float(d.get('seconds', 0.0)):.0f} s with {opts.get('workers')} worker(s) "
+        f"and {opts.get('threads')} thread(s) each. Catalog `{d.get('catalog', {}).get('name')}`, "
+        f"suite digest {s.get('digest')}.  ",
+        f"Full results: [results.md]({_link(result.folder / 'results.md', page_dir)}), "
+        f"[results.json]({_link(result.folder / 'results.json', page_dir)}).",
+        "",
+        "Costs are means per frame (latency and energy include the router's own time); savings are against "
+        f"always-largest (`{LARGEST}`); params = the paper's proxy (millions of parameters called per frame).",
+        "",
+        f"| case | {metric} | latency ms | energy J | params M | latency saved | energy saved | params saved "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ref = largest or {}
+    for r in rows:
+        ok = r["metric"] is not None
+        lines.append(
+            f"| {r['case']} | {fmt(r['metric'])} | {fmt(r['latency_ms'])} | {fmt(r['energy_j'])} | "
+            f"{fmt(r['params_m'])} | "
+            + " | ".join(
+                _saved(r[c], ref.get(c)) if ok and largest else "-" for c in ("latency_ms", "energy_j", "params_m")
+            )
+            + f" | {len(r['errors']) or ''} |"
+        )
+    lines += checks_lines([c.to_json() for c in result.checks], level="###")
+    window = next(iter(result.convergence.values())).window if result.convergence else 0
+    lines += learning_lines({c: cv.to_json() for c, cv in result.convergence.items()}, window, level="###")
+    plots = [p for p in PLOTS if (result.folder / p).is_file()]
+    if plots:
+        lines += ["", "### Plots", ""]
+        lines += [f"- [{p}]({_link(result.folder / p, page_dir)})" for p in plots]
+    return lines
+
+
+def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | None = None) -> str:
+    """The whole page for `results`, with links relative to where `page` is written."""
+    if not results:
+        raise ConfigError("bench-summary needs at least one results folder")
+    page_dir = page.parent
+    names = [r.name for r in results]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated from the `results.json` of each suite below"
+        + (f" by `{command}`" if command else "")
+        + "; every number is read or recomputed from those files (regenerate this page, do not edit it). "
+        "How the benchmark works and what each check means: docs/BENCH.md.",
+        "",
+        "## Headline checks",
+        "",
+        "| claim | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    keys = list(dict.fromkeys(c.key for r in results for c in r.checks))
+    for key in keys:
+        claim = next(c.claim for r in results for c in r.checks if c.key == key)
+        cells = [next((c.status for c in r.checks if c.key == key), NOT_RUN) for r in results]
+        lines.append(f"| ({key}) {claim} | " + " | ".join(cells) + " |")
+    wall = combined_wall(results)
+    lines += [
+        "",
+        f"All suites together, ({wall.key}) **{wall.status}** {wall.claim}: {wall.text}.",
+        "",
+        "Each suite's section gives the numbers behind its statuses.",
+    ]
+    for r in results:
+        lines += suite_section(r, page_dir)
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(folders: Sequence[str | Path], out: str | Path, command: str | None = None) -> Path:
+    """Read the results of `folders` and write the summary page to `out` (atomically)."""
+    page = Path(out)
+    results = [load_results(f) for f in folders]
+    text = summary_markdown(results, page, command)
+    try:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        tmp = page.with_name(page.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, page)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {page}: {exc.strerror or exc}") from exc
+    log.info("wrote %s from %d results folder(s)", page, len(results))
+    return page
+
+
+__all__ = ["BUILT_IN_SUITES", "SuiteResult", "combined_wall", "load_results", "summary_markdown", "write_summary"]
