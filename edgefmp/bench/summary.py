@@ -30,6 +30,8 @@ from edgefmp.errors import ConfigError
 log = logging.getLogger(__name__)
 
 BUILT_IN_SUITES: tuple[str, ...] = ("binary", "open")
+# Shown on the page; the others are linked.
+SHOWN_PLOTS: tuple[str, ...] = ("pareto_latency.png", "learning_curves.png", "backend_mix.png")
 PLOTS: tuple[str, ...] = (
     "pareto_latency.png",
     "pareto_energy.png",
@@ -158,7 +160,9 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
     plots = [p for p in PLOTS if (result.folder / p).is_file()]
     if plots:
         lines += ["", "### Plots", ""]
-        lines += [f"- [{p}]({_link(result.folder / p, page_dir)})" for p in plots]
+        for p in plots:
+            link = _link(result.folder / p, page_dir)
+            lines += [f"![{s['name']}: {p[:-4]}]({link})", ""] if p in SHOWN_PLOTS else [f"- [{p}]({link})"]
     return lines
 
 
@@ -175,6 +179,13 @@ def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | 
         + (f" by `{command}`" if command else "")
         + "; every number is read or recomputed from those files (regenerate this page, do not edit it). "
         "How the benchmark works and what each check means: docs/BENCH.md.",
+        "",
+        "Always-largest, the monolithic reference, sends every call to the largest model of its function, "
+        "served by `edgefmp serve` on loopback (the bench's remote tier): its latency is what a remote call "
+        "costs on this machine (JPEG encoding, HTTP, the server's queue and compute, decoding). Energy is the "
+        "device's own: with no readable meter it is estimated (docs/COSTS.md) at a busy power while the device "
+        "computes and a low power while it waits on the network, plus a cost per byte, so a remote call costs "
+        "the device little energy per millisecond and energy savings trail latency savings.",
         "",
         "## Headline checks",
         "",

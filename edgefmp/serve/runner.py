@@ -26,6 +26,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this: without it a keep-alive client waited ~40 ms for
+        # every response after its first (the response's second segment held back by Nagle
+        # until the client's delayed ACK), measured on loopback as 44 ms vs 0.7 ms a request.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(256)
     except OSError as exc:
