@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgefmp.errors import EdgeFMPError
+from edgefmp.errors import ConfigError, EdgeFMPError
 
 console = Console(stderr=True)
 out = Console()
@@ -103,6 +103,10 @@ def bench(
     remote: Annotated[
         bool, typer.Option(help="serve each function's largest backend with `edgefmp serve` on loopback")
     ] = True,
+    remote_link: Annotated[
+        str,
+        typer.Option(help="shape the link to the remote tier, e.g. rtt=40ms,bw=20mbit (docs/REMOTE.md); '' = loopback"),
+    ] = "",
     plots: Annotated[bool, typer.Option(help="write the PNG plots (needs matplotlib)")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
     from_results: Annotated[
@@ -125,6 +129,12 @@ def bench(
             _rebuild(from_results, spec, out_dir, plots)
             return
         catalog_path = resolve_catalog_path(catalog)
+        if remote_link.strip():
+            from edgefmp.netem import NetConditions
+
+            NetConditions.parse(remote_link)  # a typo fails here, not after the first cases
+            if not remote:
+                raise ConfigError("--remote-link shapes the link to the remote tier; it needs --remote")
         if quick:
             budgets = budgets or ["gap:1", "5%"]
             weights = weights or ["1"]
@@ -143,10 +153,12 @@ def bench(
             profile=str(profile_path) if profile_path is not None else None,
             meter=meter,
             remote=remote and not str(catalog_path).startswith("py:"),
+            remote_link=remote_link,
         )
         with open_catalog(str(catalog_path), profile=opts.profile) as cat:
             cat_desc = _describe_catalog(cat, catalog_path, opts.profile)
-        cat_desc["remote_tier"] = "edgefmp serve on loopback (KServe, JPEG)" if opts.remote else None
+        link = f", through a shaped link ({remote_link})" if remote_link.strip() else ""
+        cat_desc["remote_tier"] = f"edgefmp serve on loopback (KServe, JPEG){link}" if opts.remote else None
         n_queries = len(opts.queries) if opts.queries else len(spec.queries)
         progress = _SweepProgress(n_queries, enabled=not quiet)
         console.print(
@@ -168,7 +180,6 @@ def bench(
 def _rebuild(results: Path, spec: Any, out_dir: Path | None, plots: bool) -> None:
     """Rebuild a report from a results file: same records, command and environment."""
     from edgefmp.bench.report import build_report, run_from_results, write_report
-    from edgefmp.errors import ConfigError
 
     try:
         data = json.loads(results.read_text(encoding="utf-8"))

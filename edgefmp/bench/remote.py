@@ -79,8 +79,15 @@ def pinned_copy(catalog: str | Path, threads: int | None, folder: Path) -> Path:
 
 
 @contextmanager
-def serve_largest(catalog: str, threads: int | None) -> Iterator[str]:
-    """Run `edgefmp serve` on loopback for the sweep; yields its base URL."""
+def serve_largest(catalog: str, threads: int | None, link: str = "") -> Iterator[str]:
+    """Run `edgefmp serve` on loopback for the sweep; yields the URL the workers call.
+
+    `link` (a NetConditions spec, e.g. "rtt=40ms,bw=20mbit") puts the shaping proxy between
+    the workers and the server, so remote calls pay a real uplink's round trips and transfer
+    time rather than loopback's; "" calls the server directly."""
+    from edgefmp.netem import NetConditions, ShapingProxy
+
+    conditions = NetConditions.parse(link)  # checked before anything starts
     try:
         from edgefmp.serve.process import ServeProcess
     except ImportError as exc:  # pragma: no cover - the serve package ships with edgefmp
@@ -89,7 +96,12 @@ def serve_largest(catalog: str, threads: int | None) -> Iterator[str]:
         served = pinned_copy(catalog, threads, Path(tmp))
         with ServeProcess(served, "--log-level", "error") as server:
             log.info("remote tier: edgefmp serve %s at %s", catalog, server.url)
-            yield server.url
+            if not link.strip():
+                yield server.url
+                return
+            with ShapingProxy(server.url, conditions) as proxy:
+                log.info("remote tier behind a shaped link (%s) at %s", link, proxy.url_for(server.url))
+                yield proxy.url_for(server.url)
 
 
 __all__ = ["REMOTE_OPTIONS", "SERVED_MODEL", "pinned_copy", "serve_largest", "with_remote_largest"]

@@ -48,6 +48,7 @@ class SweepOptions:
     meter: str = "auto"
     profile: str | None = None
     remote: bool = False  # serve each function's last backend with `edgefmp serve` on loopback
+    remote_link: str = ""  # NetConditions spec of the link to it, e.g. "rtt=40ms,bw=20mbit"; "" = loopback
     remote_url: str | None = None  # set while the server runs
 
 
@@ -126,7 +127,7 @@ def run_sweep(
             raise ConfigError("the remote tier serves a catalog file; an in-memory catalog cannot be served")
         from edgefmp.bench.remote import serve_largest
 
-        with serve_largest(opts.catalog, opts.threads) as url:
+        with serve_largest(opts.catalog, opts.threads, opts.remote_link) as url:
             opts.remote_url = url
             try:
                 return run_sweep(suite_path, cases, opts, on_progress)

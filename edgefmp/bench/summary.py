@@ -56,6 +56,15 @@ class SuiteResult:
     def name(self) -> str:
         return str(self.data["suite"]["name"])
 
+    @property
+    def link(self) -> str:
+        """The shaped link to the remote tier (`--remote-link`); "" for the built-in loopback run."""
+        return str(self.data.get("options", {}).get("remote_link") or "")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}, link {self.link}" if self.link else self.name
+
 
 def load_results(folder: str | Path) -> SuiteResult:
     """Read `folder/results.json` (or a results.json path) and recompute its headline checks."""
@@ -83,7 +92,10 @@ def combined_wall(results: Sequence[SuiteResult], budget_s: float = WALL_BUDGET_
     PASS needs both built-in suites, each a full run on at most 2 cores; a sum over the budget
     is a MISS whatever else holds."""
     claim = f"bench wall time: both built-in suites within {budget_s / 60:.0f} min on 2 cores"
-    facts = {r.name: r.checks[-1].data if r.checks and r.checks[-1].key == "6" else {} for r in results}
+    # The built-in configuration only: runs over a shaped link (`--remote-link`) are variants.
+    facts = {
+        r.name: r.checks[-1].data if r.checks and r.checks[-1].key == "6" else {} for r in results if not r.link
+    }
     parts = [
         f"{name} {f.get('seconds', 0.0):.0f} s ({f.get('cores') or '?'} cores"
         + ("" if f.get("full_run", False) else ", partial run")
@@ -125,7 +137,7 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
     versions = env.get("versions", {})
     lines = [
         "",
-        f"## {s['name']} ({metric}, {s['queries_run']} of {s['queries']} queries)",
+        f"## {result.label} ({metric}, {s['queries_run']} of {s['queries']} queries)",
         "",
         f"Command: `{d['command']}`  ",
         f"Machine: {env.get('cpu')}, {env.get('cores')} cores, {env.get('platform')}; Python {env.get('python')}, "
@@ -133,6 +145,7 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
         f"Wall time: {float(d.get('seconds', 0.0)):.0f} s with {opts.get('workers')} worker(s) "
         f"and {opts.get('threads')} thread(s) each. Catalog `{d.get('catalog', {}).get('name')}`, "
         f"suite digest {s.get('digest')}.  ",
+        f"Remote tier: {d.get('catalog', {}).get('remote_tier') or 'none'}.  ",
         f"Full results: [results.md]({_link(result.folder / 'results.md', page_dir)}), "
         f"[results.json]({_link(result.folder / 'results.json', page_dir)}).",
         "",
@@ -171,7 +184,7 @@ def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | 
     if not results:
         raise ConfigError("bench-summary needs at least one results folder")
     page_dir = page.parent
-    names = [r.name for r in results]
+    names = [r.label for r in results]
     lines = [
         "# Benchmarks",
         "",

@@ -145,6 +145,11 @@ def test_wall_time_alone_and_across_suites() -> None:
     assert both.status == "MISS" and "= 2159 s of 1800 s" in both.text
     assert combined_wall([suite("binary", 900.0)]).status == "NOT RUN"
     assert combined_wall([suite("binary", 10.0, full=False), suite("open", 10.0)]).status == "INFO"
+    # a run over a shaped link is a variant: its own column, outside the built-in wall time
+    wan = suite("binary", 5000.0)
+    wan.data["options"] = {"remote_link": "rtt=40ms"}
+    assert wan.label == "binary, link rtt=40ms"
+    assert combined_wall([suite("binary", 900.0), suite("open", 800.0), wan]).status == "PASS"
 
 
 # ------------------------------------------------------------------------------ summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,24 @@ def test_remote_tier_is_served_on_loopback(write_suite: Callable[..., Path]) -> 
     assert largest["bytes"] > 0 and opts.remote_url is None
     with pytest.raises(ConfigError, match="in-memory catalog cannot be served"):
         run_sweep(str(write_suite()), plan_cases(["static"]), SweepOptions(catalog=REF, remote=True))
+
+
+def test_remote_tier_behind_a_shaped_link(write_suite: Callable[..., Path]) -> None:
+    """--remote-link puts the shaping proxy in front of the server: every remote call pays at
+    least the link's round trip (a lower bound the proxy enforces, not a speed measurement)."""
+    from edgefmp.backends.catalog import default_catalog_path
+
+    opts = SweepOptions(
+        catalog=str(default_catalog_path()),
+        workers=1,
+        max_frames=10,
+        queries=["red-circle"],
+        remote=True,
+        remote_link="rtt=30ms",
+    )
+    run = run_sweep(str(write_suite()), plan_cases(["static"]), opts)
+    largest = _records(run.results[0])["largest"]
+    assert largest["error"] is None and largest["calls"] >= 10
+    assert largest["latency_ms"] / largest["calls"] >= 30.0
+    with pytest.raises(ConfigError, match="rtt"):
+        run_sweep(str(write_suite()), plan_cases(["static"]), replace(opts, remote_link="rtt=fast"))
