@@ -93,9 +93,7 @@ def combined_wall(results: Sequence[SuiteResult], budget_s: float = WALL_BUDGET_
     is a MISS whatever else holds."""
     claim = f"bench wall time: both built-in suites within {budget_s / 60:.0f} min on 2 cores"
     # The built-in configuration only: runs over a shaped link (`--remote-link`) are variants.
-    facts = {
-        r.name: r.checks[-1].data if r.checks and r.checks[-1].key == "6" else {} for r in results if not r.link
-    }
+    facts = {r.name: r.checks[-1].data if r.checks and r.checks[-1].key == "6" else {} for r in results if not r.link}
     parts = [
         f"{name} {f.get('seconds', 0.0):.0f} s ({f.get('cores') or '?'} cores"
         + ("" if f.get("full_run", False) else ", partial run")

@@ -67,8 +67,13 @@ def _is_live(source: Any, frame: Frame) -> bool:
 class _Reader:
     """Pulls items from the source in its own thread, a slot per frame, into `out`."""
 
-    def __init__(self, source: Iterable[Any], slots: threading.Semaphore, out: queue.Queue[tuple[str, Any, float]],
-                 max_frames: int | None) -> None:
+    def __init__(
+        self,
+        source: Iterable[Any],
+        slots: threading.Semaphore,
+        out: queue.Queue[tuple[str, Any, float]],
+        max_frames: int | None,
+    ) -> None:
         self.source = source
         self.slots = slots
         self.out = out
@@ -158,8 +163,12 @@ def _trace_of(job: _InFlight) -> Trace:
         return job.future.result()
     except Exception as exc:  # noqa: BLE001 - recorded in the trace
         log.error("frame %s: the executor crashed", job.frame.frame_id, exc_info=exc)
-        return Trace(frame_id=job.frame.frame_id, ts=job.frame.ts, meta=dict(job.frame.meta),
-                     error=f"executor failed on frame {job.frame.frame_id}: {type(exc).__name__}: {exc}")
+        return Trace(
+            frame_id=job.frame.frame_id,
+            ts=job.frame.ts,
+            meta=dict(job.frame.meta),
+            error=f"executor failed on frame {job.frame.frame_id}: {type(exc).__name__}: {exc}",
+        )
 
 
 def run_stream_overlapped(

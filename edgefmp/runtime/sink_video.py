@@ -62,8 +62,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float,
-          color: tuple[int, int, int]) -> None:
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
     """Text on a dark box so it stays readable on any background."""
     thickness = max(1, round(scale * 2))
     (w, h), base = cv2.getTextSize(text, _FONT, scale, thickness)
@@ -102,8 +101,15 @@ class AnnotatedVideoSink:
     keeps one frame per trace; before the size is known such traces are skipped and counted.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fps: float = 10.0, fourcc: str = "mp4v",
-                 size: tuple[int, int] | None = None, banner_frames: int = 30) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: float = 10.0,
+        fourcc: str = "mp4v",
+        size: tuple[int, int] | None = None,
+        banner_frames: int = 30,
+    ) -> None:
         if fps <= 0:
             raise ConfigError(f"annotated video fps must be positive, got {fps!r}")
         if len(fourcc) != 4:
@@ -124,8 +130,7 @@ class AnnotatedVideoSink:
             self._open(size)
 
     def _open(self, size: tuple[int, int]) -> cv2.VideoWriter:
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc),
-                                 self.fps, size)
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, size)
         if not writer.isOpened():
             raise ConfigError(
                 f"cannot write video {self.path} with codec {self.fourcc!r} at {size[0]}x{size[1]}:"
@@ -142,8 +147,7 @@ class AnnotatedVideoSink:
         if image is None:
             if self.size is None:
                 self.frames_skipped += 1
-                logger.debug("frame %s has no image and the video size is unknown yet; skipped",
-                             trace.frame_id)
+                logger.debug("frame %s has no image and the video size is unknown yet; skipped", trace.frame_id)
                 return
             w, h = self.size
             image = np.full((h, w, 3), 64, dtype=np.uint8)
@@ -172,8 +176,7 @@ class AnnotatedVideoSink:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        logger.info("wrote %d annotated frames to %s (%d skipped)", self.frames_written,
-                    self.path, self.frames_skipped)
+        logger.info("wrote %d annotated frames to %s (%d skipped)", self.frames_written, self.path, self.frames_skipped)
 
     def __enter__(self) -> AnnotatedVideoSink:
         return self

@@ -68,8 +68,7 @@ class JsonlTraceSink:
     of one disk sync per line.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False,
-                 fsync: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, fsync: bool = False) -> None:
         self.path = Path(path)
         self.fsync = fsync
         self.lines = 0
@@ -80,8 +79,7 @@ class JsonlTraceSink:
             )
         except OSError as exc:
             raise ConfigError(
-                f"cannot write traces to {self.path}: {exc.strerror or exc}; "
-                "choose a writable path"
+                f"cannot write traces to {self.path}: {exc.strerror or exc}; choose a writable path"
             ) from exc
 
     def write(self, trace: Trace, image: np.ndarray | None = None) -> None:

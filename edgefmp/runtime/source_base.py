@@ -63,9 +63,7 @@ class SourceEvent:
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
-            raise ValueError(
-                f"unknown source event kind {self.kind!r}; expected one of {', '.join(EVENT_KINDS)}"
-            )
+            raise ValueError(f"unknown source event kind {self.kind!r}; expected one of {', '.join(EVENT_KINDS)}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,9 +120,7 @@ class SourceOptions:
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise SourceError(
-                    f"source option {name}={getattr(self, name)!r} is invalid; expected {expected}"
-                )
+                raise SourceError(f"source option {name}={getattr(self, name)!r} is invalid; expected {expected}")
 
     @classmethod
     def from_kwargs(cls, spec: str, opts: dict[str, Any]) -> SourceOptions:
@@ -133,8 +129,7 @@ class SourceOptions:
         unknown = sorted(set(opts) - known)
         if unknown:
             raise SourceError(
-                f"unknown source option(s) {', '.join(unknown)} for {spec!r}; "
-                f"available: {', '.join(sorted(known))}"
+                f"unknown source option(s) {', '.join(unknown)} for {spec!r}; available: {', '.join(sorted(known))}"
             )
         return cls(**opts)
 
@@ -196,9 +191,7 @@ class Source(ABC):
 
     def __iter__(self) -> Iterator[Frame | SourceEvent]:
         if self._started:
-            raise SourceError(
-                f"source {self.spec!r} can be iterated only once; open it again to restart"
-            )
+            raise SourceError(f"source {self.spec!r} can be iterated only once; open it again to restart")
         self._started = True
         return self._run()
 

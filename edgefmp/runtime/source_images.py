@@ -27,7 +27,16 @@ from edgefmp.runtime.source_base import Source, SourceEvent, SourceOptions, prep
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pnm",
 )
 _DIGITS = re.compile(r"(\d+)")
 
@@ -41,7 +50,8 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
 def list_images(folder: Path) -> list[Path]:
     """The folder's image files in natural order (hidden files skipped)."""
     files = [
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
@@ -83,8 +93,7 @@ class ImageFolderSource(Source):
         self.files = list(files) if files is not None else list_images(folder)
         if not self.files:
             raise SourceError(
-                f"image folder {folder} holds no images; expected files ending in "
-                f"{', '.join(IMAGE_EXTENSIONS)}"
+                f"image folder {folder} holds no images; expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
             )
 
     @classmethod

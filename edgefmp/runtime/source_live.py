@@ -141,8 +141,7 @@ class LiveSource(Source):
 
     kind = "live"
 
-    def __init__(self, spec: str, options: SourceOptions, opener: CaptureOpener,
-                 *, kind: str = "live") -> None:
+    def __init__(self, spec: str, options: SourceOptions, opener: CaptureOpener, *, kind: str = "live") -> None:
         super().__init__(redact_url(spec), options)
         self.kind = kind
         self._opener = opener
@@ -174,9 +173,7 @@ class LiveSource(Source):
         with self._thread_lock:
             if self._thread is not None or self.stopped:
                 return
-            self._thread = threading.Thread(
-                target=self._reader, name=f"edgefmp-source {self.spec}", daemon=True
-            )
+            self._thread = threading.Thread(target=self._reader, name=f"edgefmp-source {self.spec}", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -233,21 +230,25 @@ class LiveSource(Source):
                 attempts += 1
                 if attempts > opts.max_reconnects:
                     self.stats.errors += 1
-                    self._queue.put_event(self.event(
-                        "error",
-                        f"giving up on {self.spec} after {opts.max_reconnects} failed "
-                        f"reconnection(s) ({reason}); check that the camera or server is up",
-                    ))
+                    self._queue.put_event(
+                        self.event(
+                            "error",
+                            f"giving up on {self.spec} after {opts.max_reconnects} failed "
+                            f"reconnection(s) ({reason}); check that the camera or server is up",
+                        )
+                    )
                     return
                 delay = min(opts.backoff_s * 2 ** (attempts - 1), opts.backoff_max_s)
                 self.stats.reconnects += 1
-                self._queue.put_event(self.event(
-                    "reconnect",
-                    f"{reason}; reconnecting to {self.spec} in {delay:.2f}s "
-                    f"(attempt {attempts}/{opts.max_reconnects})",
-                    attempt=attempts,
-                    delay_s=round(delay, 3),
-                ))
+                self._queue.put_event(
+                    self.event(
+                        "reconnect",
+                        f"{reason}; reconnecting to {self.spec} in {delay:.2f}s "
+                        f"(attempt {attempts}/{opts.max_reconnects})",
+                        attempt=attempts,
+                        delay_s=round(delay, 3),
+                    )
+                )
                 if self._stop.wait(delay):
                     return
                 self._cap = self._try_open()
@@ -270,8 +271,9 @@ class LiveSource(Source):
             captured += 1
             if index % opts.stride:
                 continue
-            frame = Frame(f"live:{index}", time.time(), prepare_image(bgr, opts.resize),
-                          {"source": self.spec, "index": index})
+            frame = Frame(
+                f"live:{index}", time.time(), prepare_image(bgr, opts.resize), {"source": self.spec, "index": index}
+            )
             if self._queue.put_frame(frame):
                 self.stats.dropped += 1
 
@@ -287,8 +289,8 @@ class LiveSource(Source):
             thread.join(timeout=self.options.read_timeout_s + 2.0)
             if thread.is_alive():
                 logger.warning(
-                    "reader of %s still blocked in read() after close; it exits when the read "
-                    "returns", self.spec,
+                    "reader of %s still blocked in read() after close; it exits when the read returns",
+                    self.spec,
                 )
 
 
@@ -307,8 +309,10 @@ def camera_opener(index: int, options: SourceOptions) -> CaptureOpener:
 def stream_opener(url: str, options: SourceOptions) -> CaptureOpener:
     """Opener of an RTSP / HTTP(S) stream through FFMPEG, with open and read timeouts."""
     params = [
-        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(options.open_timeout_s * 1000),
-        cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(options.read_timeout_s * 1000),
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(options.open_timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(options.read_timeout_s * 1000),
     ]
 
     def open_stream() -> Any:

@@ -137,8 +137,9 @@ class VideoFileSource(Source):
         ok, bgr = self._cap.retrieve()
         if not ok or bgr is None:
             self.stats.errors += 1
-            return Frame(frame_id, ts, None, meta,
-                         error=f"cannot decode frame {local} of {self.path}: retrieve() failed")
+            return Frame(
+                frame_id, ts, None, meta, error=f"cannot decode frame {local} of {self.path}: retrieve() failed"
+            )
         return Frame(frame_id, ts, prepare_image(bgr, self.options.resize), meta)
 
     def _error_frame(self, position: int, local: int, ts: float, pass_no: int) -> Frame:

@@ -44,8 +44,7 @@ from edgefmp.runtime.source_video import VideoFileSource
 
 STREAM_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "http", "https")
 ACCEPTED_FORMS = (
-    "a camera index such as '0', an rtsp:// or http(s):// stream URL, a video file, "
-    "an image file or a folder of images"
+    "a camera index such as '0', an rtsp:// or http(s):// stream URL, a video file, an image file or a folder of images"
 )
 
 
@@ -76,8 +75,9 @@ def open_source(spec: str | int | os.PathLike[str], **opts: Any) -> Source:
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             return ImageFolderSource.single(path, options)
         return VideoFileSource(path, options)
-    raise SourceError(f"source {text!r} is not a camera index, a URL, or an existing file or "
-                      f"folder; expected {ACCEPTED_FORMS}")
+    raise SourceError(
+        f"source {text!r} is not a camera index, a URL, or an existing file or folder; expected {ACCEPTED_FORMS}"
+    )
 
 
 __all__ = [

@@ -52,8 +52,9 @@ class RunSummary:
     `SourceStats`) is reported as it stands when the summary is read.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.perf_counter,
-                 source_stats: SourceStats | None = None) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.perf_counter, source_stats: SourceStats | None = None
+    ) -> None:
         self._clock = clock
         self.source_stats = source_stats
         self.started_at = clock()
@@ -166,10 +167,7 @@ class RunSummary:
             out[site] = {
                 "function": self.site_function.get(site, ""),
                 "calls": total,
-                "backends": {
-                    name: {"count": n, "share": round(n / total, 4)}
-                    for name, n in counts.most_common()
-                },
+                "backends": {name: {"count": n, "share": round(n / total, 4)} for name, n in counts.most_common()},
             }
         return out
 
@@ -204,9 +202,7 @@ class RunSummary:
                     "bytes_down": mean(c.bytes_down, 1),
                     "money": mean(c.money, 8),
                 },
-                "energy_by_source": {
-                    k: round(v, 6) for k, v in sorted(self.energy_by_source.items())
-                },
+                "energy_by_source": {k: round(v, 6) for k, v in sorted(self.energy_by_source.items())},
                 "energy_estimated": "estimated" in self.energy_by_source,
             },
             "calls": self.calls,
@@ -228,9 +224,7 @@ class RunSummary:
             tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, target)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write the run summary to {target}: {exc.strerror or exc}"
-            ) from exc
+            raise ConfigError(f"cannot write the run summary to {target}: {exc.strerror or exc}") from exc
         return target
 
     # --- display ---------------------------------------------------------------------------
@@ -253,18 +247,15 @@ class RunSummary:
         table.add_column("value")
         fps = self.fps
         table.add_row("frames", f"{self.frames} ({self.ok} ok, {self.failed} failed)")
-        table.add_row("throughput", (f"{fps:.2f} fps" if fps is not None else "n/a")
-                      + f" over {self.elapsed_s:.2f} s")
+        table.add_row("throughput", (f"{fps:.2f} fps" if fps is not None else "n/a") + f" over {self.elapsed_s:.2f} s")
         wall = self._per_frame(self.wall_ms_total)
         if wall is not None:
             table.add_row("wall per frame", f"mean {wall:.1f} ms, max {self.wall_ms_max:.1f} ms")
         backend = self._per_frame(self.cost.latency_ms)
         if backend is not None:
-            table.add_row("backend latency", f"{backend:.1f} ms/frame "
-                          f"({self.cost.latency_ms / 1000:.2f} s total)")
+            table.add_row("backend latency", f"{backend:.1f} ms/frame ({self.cost.latency_ms / 1000:.2f} s total)")
         ratio = self.overhead_ratio
-        table.add_row("runtime overhead",
-                      "n/a (no backend time)" if ratio is None else f"{ratio:.1%} of backend time")
+        table.add_row("runtime overhead", "n/a (no backend time)" if ratio is None else f"{ratio:.1%} of backend time")
         table.add_row("energy", self._energy_text())
         up, down = self.cost.bytes_up, self.cost.bytes_down
         net = f"up {human_bytes(up)}, down {human_bytes(down)}"
@@ -277,26 +268,24 @@ class RunSummary:
             if self.frames:
                 money += f" (${self.cost.money / self.frames:.6f}/frame)"
             table.add_row("money", money)
-        table.add_row("calls", f"{self.calls} calls, {self.fallbacks} fell back, "
-                      f"{self.call_errors} failed")
+        table.add_row("calls", f"{self.calls} calls, {self.fallbacks} fell back, {self.call_errors} failed")
         if self.audits:
             table.add_row("audit", f"{self.audits} frames also ran on the largest backends (cost included)")
         mix = self.backend_mix()
         if mix:
             table.add_section()
             for site, row in mix.items():
-                shares = ", ".join(f"{name} {b['count']} ({b['share']:.0%})"
-                                   for name, b in row["backends"].items())
+                shares = ", ".join(f"{name} {b['count']} ({b['share']:.0%})" for name, b in row["backends"].items())
                 table.add_row(f"{site} ({row['function']})", shares)
         if self.events or self.source_stats is not None:
             table.add_section()
             if self.events:
-                table.add_row("source events", ", ".join(f"{k} {n}" for k, n in
-                                                         sorted(self.events.items())))
+                table.add_row("source events", ", ".join(f"{k} {n}" for k, n in sorted(self.events.items())))
             if self.source_stats is not None:
                 s = self.source_stats
-                table.add_row("source", f"{s.frames_read} read, {s.dropped} dropped, "
-                              f"{s.reconnects} reconnects, {s.errors} errors")
+                table.add_row(
+                    "source", f"{s.frames_read} read, {s.dropped} dropped, {s.reconnects} reconnects, {s.errors} errors"
+                )
         return table
 
 

@@ -102,9 +102,7 @@ def yolo_model(h: int = 64, w: int = 64, channels_last: bool = False, dtype: str
     zero = g.op("Mul", found, g.const(0.0))
 
     def anchor(sa: float, sb: float) -> str:
-        return g.op(
-            "Concat", cx, cy, bw, bh, g.op("Mul", found, g.const(sa)), g.op("Mul", found, g.const(sb)), axis=1
-        )
+        return g.op("Concat", cx, cy, bw, bh, g.op("Mul", found, g.const(sa)), g.op("Mul", found, g.const(sb)), axis=1)
 
     out = g.op("Concat", anchor(0.9, 0.05), anchor(0.72, 0.05), anchor(0.1, 0.63), axis=2)  # (1, 6, 3)
     out = g.op("Add", out, zero)
@@ -141,8 +139,9 @@ def colour_model(h: int = 16, w: int = 16, dtype: str = "float32", attributes: b
     logits = g.op("Mul", means, g.const(10.0))
     n = 3
     if attributes:
-        filled = g.op("Cast", g.op("Greater", g.op("ReduceMax", x, axes=[1], keepdims=1), g.const(0.5)),
-                      to=TensorProto.FLOAT)
+        filled = g.op(
+            "Cast", g.op("Greater", g.op("ReduceMax", x, axes=[1], keepdims=1), g.const(0.5)), to=TensorProto.FLOAT
+        )
         fill = g.op("Reshape", g.op("ReduceMean", filled, keepdims=1), g.const([1, 1], np.int64))
         square = g.op("Mul", g.op("Sub", fill, g.const(0.9)), g.const(40.0))
         circle = g.op("Neg", square)
@@ -153,17 +152,38 @@ def colour_model(h: int = 16, w: int = 16, dtype: str = "float32", attributes: b
 
 def manifest_for(kind: str, size: tuple[int, int] = (64, 64), **overrides: Any) -> Manifest:
     base: dict[str, Any] = {
-        "yolo": dict(name="toy-yolo", function="detect", task="object-detection", labels=["a", "b"],
-                     postprocess={"kind": "yolo", "activation": "none", "score_threshold": 0.3}),
-        "detr": dict(name="toy-detr", function="detect", task="object-detection", labels=["a", "b"],
-                     postprocess={"kind": "detr", "activation": "softmax", "score_threshold": 0.5}),
-        "classify": dict(name="toy-cls", function="classify", task="image-classification",
-                         labels=["red", "green", "blue"], postprocess={"kind": "classify"}),
-        "attributes": dict(name="toy-attr", function="vqa", task="attributes",
-                           labels=["red", "green", "blue", "circle", "square"],
-                           postprocess={"kind": "attributes", "activation": "softmax",
-                                        "groups": {"color": ["red", "green", "blue"],
-                                                   "shape": ["circle", "square"]}}),
+        "yolo": dict(
+            name="toy-yolo",
+            function="detect",
+            task="object-detection",
+            labels=["a", "b"],
+            postprocess={"kind": "yolo", "activation": "none", "score_threshold": 0.3},
+        ),
+        "detr": dict(
+            name="toy-detr",
+            function="detect",
+            task="object-detection",
+            labels=["a", "b"],
+            postprocess={"kind": "detr", "activation": "softmax", "score_threshold": 0.5},
+        ),
+        "classify": dict(
+            name="toy-cls",
+            function="classify",
+            task="image-classification",
+            labels=["red", "green", "blue"],
+            postprocess={"kind": "classify"},
+        ),
+        "attributes": dict(
+            name="toy-attr",
+            function="vqa",
+            task="attributes",
+            labels=["red", "green", "blue", "circle", "square"],
+            postprocess={
+                "kind": "attributes",
+                "activation": "softmax",
+                "groups": {"color": ["red", "green", "blue"], "shape": ["circle", "square"]},
+            },
+        ),
     }[kind]
     pre = {"size": list(size), "resize": "letterbox", "pad_value": 0}
     pre.update(overrides.pop("preprocess", {}))
@@ -188,8 +208,12 @@ ModelFactory = Callable[..., Path]
 @pytest.fixture
 def make_model(tmp_path: Path) -> ModelFactory:
     """make_model(kind, manifest=..., sidecar=..., **builder_kwargs) -> path of a saved model."""
-    builders = {"yolo": yolo_model, "detr": detr_model, "classify": colour_model,
-                "attributes": lambda **kw: colour_model(attributes=True, **kw)}
+    builders = {
+        "yolo": yolo_model,
+        "detr": detr_model,
+        "classify": colour_model,
+        "attributes": lambda **kw: colour_model(attributes=True, **kw),
+    }
     count = iter(range(1000))
 
     if onnx is None:

@@ -16,8 +16,14 @@ def _plan(tmp_path: Path) -> None:
 
     (tmp_path / "model.plan").write_bytes(b"not an engine")
     write_sidecar(
-        Manifest(name="det", function="detect", task="object-detection", labels=["circle"],
-                 preprocess=Preprocess(size=(64, 64)), postprocess=Postprocess(kind="yolo")),
+        Manifest(
+            name="det",
+            function="detect",
+            task="object-detection",
+            labels=["circle"],
+            preprocess=Preprocess(size=(64, 64)),
+            postprocess=Postprocess(kind="yolo"),
+        ),
         tmp_path / "model.plan",
     )
 

@@ -26,8 +26,9 @@ SAMPLE = 200
 
 
 def _backend(function: str = "vqa", **options: object) -> ClassicalBackend:
-    return ClassicalBackend(BackendSpec(name="cv", kind="classical", function=function),
-                            ClassicalOptions.model_validate(options))
+    return ClassicalBackend(
+        BackendSpec(name="cv", kind="classical", function=function), ClassicalOptions.model_validate(options)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +83,16 @@ def test_detect_verify_classify_on_one_image(evqa):
     assert isinstance(answer, Answer) and answer.text == truth_shape and 0 < answer.confidence <= 1
 
 
-@pytest.mark.parametrize(("question", "expected"), [
-    ("is there a {color} {shape}?", "yes"),
-    ("is there not a {color} shape?", "no"),
-    ("does the image contain a {shape}?", "yes"),
-    ("how many {shape}s are there?", "1"),
-    ("what is the color of the {shape}?", "{color}"),
-])
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("is there a {color} {shape}?", "yes"),
+        ("is there not a {color} shape?", "no"),
+        ("does the image contain a {shape}?", "yes"),
+        ("how many {shape}s are there?", "1"),
+        ("what is the color of the {shape}?", "{color}"),
+    ],
+)
 def test_template_questions(question, expected):
     img = np.full((64, 64, 3), 240, np.uint8)
     cv2.circle(img, (30, 34), 14, (0, 0, 255), -1)
@@ -134,16 +138,24 @@ def _iou(a, b) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-@pytest.mark.parametrize(("kind", "severity", "floor"), [
-    (None, 0, 0.85), ("noise", 3, 0.8), ("blur", 3, 0.8), ("low_light", 3, 0.8),
-])
+@pytest.mark.parametrize(
+    ("kind", "severity", "floor"),
+    [
+        (None, 0, 0.85),
+        ("noise", 3, 0.8),
+        ("blur", 3, 0.8),
+        ("low_light", 3, 0.8),
+    ],
+)
 def test_composed_scenes(pool, kind, severity, floor):
     """Measured on 40 scenes (recall / precision / labels): clean 0.96/0.96/0.99,
     noise-3 0.91/0.99/0.99, blur-3 0.94/0.99/0.99, low_light-3 0.90/0.99/0.98."""
     rng = np.random.default_rng(7)
     scenes = [compose_scene(rng, pool) for _ in range(15)]
-    images = [s.image if kind is None else corrupt(s.image, kind, severity, np.random.default_rng(i))
-              for i, s in enumerate(scenes)]
+    images = [
+        s.image if kind is None else corrupt(s.image, kind, severity, np.random.default_rng(i))
+        for i, s in enumerate(scenes)
+    ]
     recall, precision, labels = _match_rate(scenes, images)
     assert recall >= floor and precision >= 0.85 and labels >= 0.9, (recall, precision, labels)
 
@@ -186,8 +198,9 @@ def test_bundled_demo_catalog_opens():
 
 def test_detector_must_serve_the_function():
     with pytest.raises(ConfigError, match="cannot serve 'classify'"):
-        ClassicalBackend(BackendSpec(name="cv", kind="classical", function="classify"),
-                         ClassicalOptions(detector="faces"))
+        ClassicalBackend(
+            BackendSpec(name="cv", kind="classical", function="classify"), ClassicalOptions(detector="faces")
+        )
 
 
 @pytest.mark.parametrize("detector", ["faces", "people"])

@@ -44,17 +44,19 @@ def _disc(rgb: tuple[int, int, int], size: int = 32) -> np.ndarray:
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize(("resize", "hw", "box"), [
-    ("letterbox", (120, 200), (30, 20, 90, 50)),
-    ("letterbox", (200, 90), (10, 100, 60, 180)),
-    ("stretch", (100, 300), (150, 10, 290, 40)),
-])
-def test_yolo_boxes_map_back_into_image_pixels(
-    make_model, toy_manifest, onnx_spec, channels_last, resize, hw, box
-):
+@pytest.mark.parametrize(
+    ("resize", "hw", "box"),
+    [
+        ("letterbox", (120, 200), (30, 20, 90, 50)),
+        ("letterbox", (200, 90), (10, 100, 60, 180)),
+        ("stretch", (100, 300), (150, 10, 290, 40)),
+    ],
+)
+def test_yolo_boxes_map_back_into_image_pixels(make_model, toy_manifest, onnx_spec, channels_last, resize, hw, box):
     manifest = toy_manifest("yolo", preprocess={"resize": resize})
-    backend = OnnxBackend(onnx_spec(make_model("yolo", manifest, channels_last=channels_last), "detect"),
-                          OnnxOptions(providers=["CPU"]))
+    backend = OnnxBackend(
+        onnx_spec(make_model("yolo", manifest, channels_last=channels_last), "detect"), OnnxOptions(providers=["CPU"])
+    )
     result = backend.infer(DetectRequest(_box_image(*hw, box), ("A",)))
     assert isinstance(result, Detections) and len(result) == 1
     assert result.labels == ["A"]  # the request's spelling, matched case-insensitively
@@ -244,8 +246,13 @@ def test_unknown_provider_lists_real_ones(make_model, toy_manifest, onnx_spec):
 
 def test_catalog_opens_and_warms_up(make_model, toy_manifest):
     path = make_model("yolo", toy_manifest("yolo"))
-    data = {"functions": {"detect": [{"name": "toy", "kind": "onnx", "model": path.name,
-                                      "options": {"providers": ["CPU"], "warmup_runs": 2}}]}}
+    data = {
+        "functions": {
+            "detect": [
+                {"name": "toy", "kind": "onnx", "model": path.name, "options": {"providers": ["CPU"], "warmup_runs": 2}}
+            ]
+        }
+    }
     spec = parse_catalog(data, "catalog.yaml", Path(path.parent))
     with Catalog.open(spec) as catalog:
         backend = catalog.backends("detect")[0]
@@ -254,7 +261,8 @@ def test_catalog_opens_and_warms_up(make_model, toy_manifest):
 
 
 def test_catalog_rejects_a_typo_in_options(tmp_path):
-    data = {"functions": {"detect": [{"name": "toy", "kind": "onnx", "model": "m.onnx",
-                                      "options": {"intra_threads": 2}}]}}
+    data = {
+        "functions": {"detect": [{"name": "toy", "kind": "onnx", "model": "m.onnx", "options": {"intra_threads": 2}}]}
+    }
     with pytest.raises(ConfigError, match="options.intra_threads"):
         parse_catalog(data, "catalog.yaml", tmp_path)

@@ -32,8 +32,9 @@ def test_letterbox_centres_and_pads():
 def test_to_tensor_colour_scale_normalise_layout_dtype():
     img = np.zeros((2, 3, 3), np.uint8)
     img[..., 0], img[..., 2] = 255, 51
-    pre = Preprocess(size=(2, 3), color="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                     layout="NHWC", dtype="float16")
+    pre = Preprocess(
+        size=(2, 3), color="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), layout="NHWC", dtype="float16"
+    )
     t = P.to_tensor(img, pre)
     assert t.shape == (1, 2, 3, 3) and t.dtype == np.float16
     np.testing.assert_allclose(t[0, 0, 0].astype(np.float32), [(0.2 - 0.5) / 0.5, -1.0, 1.0], atol=1e-3)
@@ -58,12 +59,15 @@ def test_attributes_softmax_within_groups():
 
 def _yolo_rows():
     # cx, cy, w, h, score a, score b
-    return np.array([
-        [10, 10, 10, 10, 0.9, 0.1],
-        [11, 10, 10, 10, 0.8, 0.1],   # overlaps the first, same class: suppressed
-        [10, 10, 10, 10, 0.1, 0.7],   # same box, other class: kept
-        [50, 50, 4, 4, 0.2, 0.1],     # below threshold
-    ], np.float32)
+    return np.array(
+        [
+            [10, 10, 10, 10, 0.9, 0.1],
+            [11, 10, 10, 10, 0.8, 0.1],  # overlaps the first, same class: suppressed
+            [10, 10, 10, 10, 0.1, 0.7],  # same box, other class: kept
+            [50, 50, 4, 4, 0.2, 0.1],  # below threshold
+        ],
+        np.float32,
+    )
 
 
 @pytest.mark.parametrize("layout", ["NxC", "CxN"])
@@ -106,17 +110,20 @@ def test_choose_option_renormalises():
     assert ans.text == "B" and ans.confidence == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize(("question", "kind", "group", "mentioned", "negated"), [
-    ("what color is the shape?", "what", "color", (), False),
-    ("What is the colour of the triangle?", "what", "color", ("triangle",), False),
-    ("what is the red shape?", "what", "shape", ("red",), False),
-    ("what shape does the image contain?", "what", "shape", (), False),
-    ("is there a red circle?", "yesno", None, ("red", "circle"), False),
-    ("is no gray shape present?", "yesno", None, ("gray",), True),
-    ("does the image not contain a circle?", "yesno", None, ("circle",), True),
-    ("how many blue circles are there?", "count", None, ("blue", "circle"), False),
-    ("why?", "unknown", None, (), False),
-])
+@pytest.mark.parametrize(
+    ("question", "kind", "group", "mentioned", "negated"),
+    [
+        ("what color is the shape?", "what", "color", (), False),
+        ("What is the colour of the triangle?", "what", "color", ("triangle",), False),
+        ("what is the red shape?", "what", "shape", ("red",), False),
+        ("what shape does the image contain?", "what", "shape", (), False),
+        ("is there a red circle?", "yesno", None, ("red", "circle"), False),
+        ("is no gray shape present?", "yesno", None, ("gray",), True),
+        ("does the image not contain a circle?", "yesno", None, ("circle",), True),
+        ("how many blue circles are there?", "count", None, ("blue", "circle"), False),
+        ("why?", "unknown", None, (), False),
+    ],
+)
 def test_parse_question(question, kind, group, mentioned, negated):
     groups = {"color": ["red", "blue", "gray"], "shape": ["circle", "triangle"]}
     q = P.parse_question(question, groups)

@@ -83,9 +83,7 @@ def test_boxes_rescaled_clipped_and_filtered() -> None:
 
 def test_boxes_bad_shape_is_an_error() -> None:
     with pytest.raises(ValueError, match="box 0"):
-        boxes_from_items(
-            [{"label": "cat", "box": [1, 2, 3]}], ["cat"], scale_x=1, scale_y=1, width=9, height=9
-        )
+        boxes_from_items([{"label": "cat", "box": [1, 2, 3]}], ["cat"], scale_x=1, scale_y=1, width=9, height=9)
 
 
 def test_downscale_keeps_aspect_and_never_upscales() -> None:

@@ -29,9 +29,7 @@ def _request() -> VerifyRequest:
 @pytest.fixture(params=["openai", "kserve"])
 def server(request: pytest.FixtureRequest) -> Iterator[FakeModelServer]:
     answer = (
-        "yes"
-        if request.param == "openai"
-        else [{"name": "verdict", "datatype": "BOOL", "shape": [1], "data": [True]}]
+        "yes" if request.param == "openai" else [{"name": "verdict", "datatype": "BOOL", "shape": [1], "data": [True]}]
     )
     with FakeModelServer(request.param, answer=answer) as s:
         yield s
@@ -173,9 +171,7 @@ def test_server_process_killed_mid_call() -> None:
 
 def test_client_errors_are_not_retried_and_keep_the_circuit_closed() -> None:
     with FakeModelServer("openai") as server:
-        backend = make_remote(
-            server, "verify", url=server.url + "/wrong", retries=2, failure_threshold=1
-        )
+        backend = make_remote(server, "verify", url=server.url + "/wrong", retries=2, failure_threshold=1)
         try:
             for _ in range(2):
                 with pytest.raises(RemoteHTTPError, match="HTTP 404"):

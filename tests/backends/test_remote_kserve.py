@@ -48,19 +48,13 @@ def test_image_tensor_layout_and_bytes(server: FakeModelServer) -> None:
         result = backend.infer(VQARequest(image, "What colour?"))
     finally:
         backend.close()
-    assert (
-        isinstance(result, Answer)
-        and result.text == "red"
-        and result.confidence == pytest.approx(0.75)
-    )
+    assert isinstance(result, Answer) and result.text == "red" and result.confidence == pytest.approx(0.75)
     (hit,) = server.wait_for_hits(1)
     assert hit.path == "/v2/models/fake-large/infer"
     body = hit.json()
     inputs = _inputs(body)
     assert inputs["image"]["datatype"] == "UINT8" and inputs["image"]["shape"] == [1, 60, 80, 3]
-    np.testing.assert_array_equal(
-        np.asarray(inputs["image"]["data"], np.uint8).reshape(60, 80, 3), image
-    )
+    np.testing.assert_array_equal(np.asarray(inputs["image"]["data"], np.uint8).reshape(60, 80, 3), image)
     assert inputs["function"]["data"] == ["vqa"]
     assert inputs["question"] == {
         "name": "question",
@@ -82,9 +76,7 @@ def test_jpeg_image_input(server: FakeModelServer) -> None:
     assert isinstance(result, Text) and result.text == "EXIT"
     inputs = _inputs(server.wait_for_hits(1)[0].json())
     assert "image" not in inputs and inputs["image_jpeg"]["datatype"] == "BYTES"
-    decoded = cv2.imdecode(
-        np.frombuffer(base64.b64decode(inputs["image_jpeg"]["data"][0]), np.uint8), cv2.IMREAD_COLOR
-    )
+    decoded = cv2.imdecode(np.frombuffer(base64.b64decode(inputs["image_jpeg"]["data"][0]), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (30, 40, 3)
 
 

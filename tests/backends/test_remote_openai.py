@@ -175,11 +175,7 @@ def test_describe_and_location(server: FakeModelServer) -> None:
     try:
         d = backend.describe()
         assert backend.location == "remote" and backend.available()
-        assert (
-            d["protocol"] == "openai"
-            and d["circuit"] == "closed"
-            and d["extra_headers"] == ["X-Team"]
-        )
+        assert d["protocol"] == "openai" and d["circuit"] == "closed" and d["extra_headers"] == ["X-Team"]
         json.dumps(d)
         backend.infer(VQARequest(gradient_image(), "what?"))
     finally:

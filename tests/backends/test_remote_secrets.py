@@ -27,11 +27,7 @@ def test_key_is_sent_but_never_leaks(
 ) -> None:
     monkeypatch.setenv(ENV, SECRET)
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
-    answer = (
-        "yes"
-        if protocol == "openai"
-        else [{"name": "verdict", "datatype": "BOOL", "shape": [1], "data": [1]}]
-    )
+    answer = "yes" if protocol == "openai" else [{"name": "verdict", "datatype": "BOOL", "shape": [1], "data": [1]}]
     # The failing server echoes the key back, as a careless proxy might.
     with FakeModelServer(protocol, answer=answer, error_text=f"bad key {SECRET}") as server:
         backend = make_remote(server, "verify", api_key_env=ENV, retries=1)
@@ -62,9 +58,7 @@ def test_missing_key_is_unavailable_without_a_call(monkeypatch: pytest.MonkeyPat
     with FakeModelServer("openai") as server:
         backend = make_remote(server, "verify", api_key_env=ENV)
         try:
-            with pytest.raises(
-                BackendUnavailable, match=f"environment variable {ENV} .* is not set"
-            ):
+            with pytest.raises(BackendUnavailable, match=f"environment variable {ENV} .* is not set"):
                 backend.infer(_request())
         finally:
             backend.close()

@@ -26,10 +26,7 @@ def test_estimate_is_power_times_latency_plus_bytes() -> None:
     reading = meter.end(meter.begin(), latency_s=0.5, power_w=10.0, bytes_moved=2_000_000)
     assert reading.source == "estimated"
     assert reading.joules == pytest.approx(10.0 * 0.5 + DEFAULT_JOULES_PER_BYTE * 2_000_000)
-    assert (
-        EstimatedMeter(joules_per_byte=0.0).end(None, latency_s=2, power_w=3, bytes_moved=99).joules
-        == 6.0
-    )
+    assert EstimatedMeter(joules_per_byte=0.0).end(None, latency_s=2, power_w=3, bytes_moved=99).joules == 6.0
 
 
 def test_busy_power_defaults() -> None:
@@ -81,9 +78,7 @@ def test_zero_delta_or_unreadable_falls_back_to_a_labelled_estimate(
 
 
 def test_unknown_meter_lists_the_choices() -> None:
-    with pytest.raises(
-        ConfigError, match="unknown energy meter 'nvidia'; available: auto, jetson, nvml, rapl"
-    ):
+    with pytest.raises(ConfigError, match="unknown energy meter 'nvidia'; available: auto, jetson, nvml, rapl"):
         select_meter("nvidia")
 
 
@@ -107,9 +102,7 @@ def test_describe_meters_gives_reasons(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "jtop", None)
     statuses = {s.name: s for s in describe_meters(rapl_root=tmp_path / "missing")}
     assert list(statuses) == ["jetson", "nvml", "rapl", "estimated"]
-    assert (
-        not statuses["nvml"].available and "pip install 'edgefmp[gpu]'" in statuses["nvml"].reason
-    )
+    assert not statuses["nvml"].available and "pip install 'edgefmp[gpu]'" in statuses["nvml"].reason
     assert not statuses["jetson"].available and "jetson-stats" in statuses["jetson"].reason
     assert not statuses["rapl"].available and "does not exist" in statuses["rapl"].reason
     assert statuses["estimated"].available
@@ -118,9 +111,7 @@ def test_describe_meters_gives_reasons(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize("name", ["nvml", "jetson"])
-def test_asking_for_an_absent_meter_says_how_to_get_it(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_asking_for_an_absent_meter_says_how_to_get_it(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)
     monkeypatch.setitem(sys.modules, "jtop", None)
     with pytest.raises(MeterUnavailable, match="install"):

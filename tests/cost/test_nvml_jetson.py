@@ -16,9 +16,7 @@ class FakeNVMLError(Exception):
     pass
 
 
-def fake_pynvml(
-    energies_mj: list[list[int]], supported: bool = True, count: int = 1
-) -> types.ModuleType:
+def fake_pynvml(energies_mj: list[list[int]], supported: bool = True, count: int = 1) -> types.ModuleType:
     """A stand-in for nvidia-ml-py with scripted counter values per read, per GPU."""
     mod = types.ModuleType("pynvml")
     state: dict[str, Any] = {"reads": 0, "shutdown": 0}

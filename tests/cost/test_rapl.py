@@ -13,9 +13,7 @@ from edgefmp.cost.rapl import RaplMeter
 MAX_RANGE = 262_143_328_850
 
 
-def make_zone(
-    root: Path, zone: str, name: str, energy_uj: int, max_range: int | None = MAX_RANGE
-) -> Path:
+def make_zone(root: Path, zone: str, name: str, energy_uj: int, max_range: int | None = MAX_RANGE) -> Path:
     path = root / zone
     path.mkdir(parents=True)
     (path / "name").write_text(f"{name}\n")

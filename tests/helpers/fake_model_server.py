@@ -100,9 +100,7 @@ def openai_reply(text: str, model: str = "fake-large") -> dict[str, Any]:
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "model": model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
     }
 
@@ -239,9 +237,7 @@ class FakeModelServer:
     def start(self) -> FakeModelServer:
         self._server = _Server(("127.0.0.1", self._port), _Handler)
         self._server.owner = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -292,9 +288,7 @@ class FakeModelServer:
         with self._cond:
             ok = self._cond.wait_for(lambda: sum(h.done for h in self._hits) >= n, timeout=timeout)
             if not ok:
-                raise TimeoutError(
-                    f"expected {n} finished hits, got {sum(h.done for h in self._hits)}"
-                )
+                raise TimeoutError(f"expected {n} finished hits, got {sum(h.done for h in self._hits)}")
             return list(self._hits)
 
     # ------------------------------------------------------------------------- for handlers

@@ -37,8 +37,7 @@ FrameFactory = Callable[[int], np.ndarray]
 def counter_frame(index: int, width: int = 160, height: int = 120) -> np.ndarray:
     """An RGB frame whose brightness and text encode `index`, so tests can tell frames apart."""
     image = np.full((height, width, 3), (index * 7) % 200 + 30, dtype=np.uint8)
-    cv2.putText(image, str(index), (8, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
-                (255, 255, 255), 2)
+    cv2.putText(image, str(index), (8, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
     return image
 
 
@@ -161,8 +160,9 @@ class MjpegServer:
                             break
                         jpeg = server._next_frame_jpeg()
                         self.wfile.write(
-                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                            f"Content-Length: {len(jpeg)}\r\n\r\n".encode("ascii")
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode(
+                                "ascii"
+                            )
                         )
                         self.wfile.write(jpeg)
                         self.wfile.write(b"\r\n")

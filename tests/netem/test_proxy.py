@@ -98,9 +98,10 @@ def test_connections_are_bounded_and_stop_closes_them(echo: tuple[str, int]) -> 
         first.sendall(b"ping")
         assert first.recv(4) == b"ping"
         # refused: reset (even during connect) or closed at once
-        with contextlib.suppress(ConnectionResetError), socket.create_connection(
-            ("127.0.0.1", proxy.port), timeout=5
-        ) as second:
+        with (
+            contextlib.suppress(ConnectionResetError),
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as second,
+        ):
             assert second.recv(4) == b""
         assert proxy.stats.refused == 1
         t0 = time.perf_counter()

@@ -23,16 +23,19 @@ VIDEO_W, VIDEO_H = 160, 120
 def counter_image(index: int, width: int = VIDEO_W, height: int = VIDEO_H) -> np.ndarray:
     """BGR frame: brightness 20 + 7*index (so order is checkable) and the index as text."""
     image = np.full((height, width, 3), 20 + 7 * index, dtype=np.uint8)
-    cv2.putText(image, str(index), (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
-                (255, 255, 255), 2)
+    cv2.putText(image, str(index), (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
     return image
 
 
-def write_video(path: Path, frames: int = 30, fps: float = 10.0, fourcc: str = "mp4v",
-                image: Callable[[int], np.ndarray] = counter_image) -> Path:
+def write_video(
+    path: Path,
+    frames: int = 30,
+    fps: float = 10.0,
+    fourcc: str = "mp4v",
+    image: Callable[[int], np.ndarray] = counter_image,
+) -> Path:
     first = image(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps,
-                             (first.shape[1], first.shape[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (first.shape[1], first.shape[0]))
     assert writer.isOpened(), f"this OpenCV cannot write {fourcc} to {path}"
     for i in range(frames):
         writer.write(image(i))

@@ -160,8 +160,14 @@ def test_hooks_run_on_the_calling_thread_and_events_keep_their_place() -> None:
         on_frame=lambda t: seen["on_frame"].add(threading.get_ident()),
         on_event=lambda e: seen["on_event"].add(threading.get_ident()),
     )
-    source = [SourceEvent("opened", "a"), frame(0), frame(1), SourceEvent("drop", "b"), frame(2),
-              SourceEvent("end", "c")]
+    source = [
+        SourceEvent("opened", "a"),
+        frame(0),
+        frame(1),
+        SourceEvent("drop", "b"),
+        frame(2),
+        SourceEvent("end", "c"),
+    ]
     sink = Recorder()
     executor = executor_with(fn)
     run_stream_overlapped(source, executor, [sink], hooks, inflight=3, order="frame")
@@ -253,9 +259,24 @@ def test_edgefmp_run_with_inflight(tmp_path: Path) -> None:
     traces = tmp_path / "traces.jsonl"
     from edgefmp.backends.catalog import default_catalog_path
 
-    result = CliRunner().invoke(app, ["run", str(program), "--source", str(folder), "--out", str(traces),
-                                      "--catalog", str(default_catalog_path()), "--policy", "static:0",
-                                      "--inflight", "3", "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(program),
+            "--source",
+            str(folder),
+            "--out",
+            str(traces),
+            "--catalog",
+            str(default_catalog_path()),
+            "--policy",
+            "static:0",
+            "--inflight",
+            "3",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in traces.read_text().splitlines()]
     frames = [x for x in lines if "frame_id" in x]

@@ -50,11 +50,22 @@ def scene(i: int) -> np.ndarray:
 
 
 def catalog_spec(url: str, **remote: Any) -> dict[str, Any]:
-    options = {"protocol": "openai", "url": url, "model": "shapes-cv", "timeout_s": 0.5, "retries": 0,
-               "failure_threshold": 100, "cooldown_s": 0.0, **remote}
+    options = {
+        "protocol": "openai",
+        "url": url,
+        "model": "shapes-cv",
+        "timeout_s": 0.5,
+        "retries": 0,
+        "failure_threshold": 100,
+        "cooldown_s": 0.0,
+        **remote,
+    }
     cv = {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
-    return {"version": 1, "name": "faults", "functions": {
-        "detect": [cv], "verify": [cv, {"name": "big-remote", "kind": "remote", "options": options}]}}
+    return {
+        "version": 1,
+        "name": "faults",
+        "functions": {"detect": [cv], "verify": [cv, {"name": "big-remote", "kind": "remote", "options": options}]},
+    }
 
 
 def verify_calls(traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,8 +114,17 @@ def test_every_kind_of_server_failure_falls_back_and_no_frame_is_lost(tmp_path: 
         catalog = tmp_path / "catalog.yaml"
         catalog.write_text(json.dumps(catalog_spec(server.url)))
         out = tmp_path / "traces.jsonl"
-        run_program(RunOptions(program=program, source=str(folder), out=out, catalog=catalog, policy="static:-1",
-                               progress=False, inflight=4))
+        run_program(
+            RunOptions(
+                program=program,
+                source=str(folder),
+                out=out,
+                catalog=catalog,
+                policy="static:-1",
+                progress=False,
+                inflight=4,
+            )
+        )
     traces = [json.loads(x) for x in out.read_text().splitlines() if '"frame_id"' in x]
     assert [t["frame_id"] for t in traces] == [f"{i:03d}.png" for i in range(len(modes))]  # frame order
     assert all(t["error"] is None and t["answer"] == "yes" for t in traces)
@@ -126,8 +146,9 @@ def test_served_tier_hangs_dies_and_returns_circuit_opens_and_closes() -> None:
     states: dict[str, str] = {}
     program = compile_program(PROGRAM)
     with ServeProcess(default_catalog_path()) as server:
-        spec = parse_catalog(catalog_spec(f"{server.url}/v1", timeout_s=0.5, failure_threshold=2, cooldown_s=2.0),
-                             "faults", Path("."))
+        spec = parse_catalog(
+            catalog_spec(f"{server.url}/v1", timeout_s=0.5, failure_threshold=2, cooldown_s=2.0), "faults", Path(".")
+        )
         with Catalog.open(spec) as catalog:
             remote = catalog.backends("verify")[-1]
             assert isinstance(remote, RemoteBackend)
@@ -139,17 +160,17 @@ def test_served_tier_hangs_dies_and_returns_circuit_opens_and_closes() -> None:
                 sink.wait_for(n["frames"])
 
             def source() -> Iterator[Frame]:
-                yield from frames(3)                                  # 0-2: server up
+                yield from frames(3)  # 0-2: server up
                 server.pause()
-                yield from frames(4)                                  # 3-6: hung -> timeouts, circuit opens
+                yield from frames(4)  # 3-6: hung -> timeouts, circuit opens
                 states["after_hang"] = remote.circuit_state
                 server.kill()
-                yield from frames(2)                                  # 7-8: dead, circuit open: not tried
+                yield from frames(2)  # 7-8: dead, circuit open: not tried
                 server.restart()
                 states["after_restart"] = remote.circuit_state
                 wait_until(remote.available, "the cooldown to end")
-                yield from frames(1)                                  # 9: the one half-open trial succeeds
-                yield from frames(2)                                  # 10-11: closed again
+                yield from frames(1)  # 9: the one half-open trial succeeds
+                yield from frames(2)  # 10-11: closed again
                 states["end"] = remote.circuit_state
 
             executor = Executor(program, catalog, create("static:-1"))
@@ -217,17 +238,28 @@ def test_api_key_comes_from_env_and_appears_in_no_trace_or_log(
         cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(scene(i), cv2.COLOR_RGB2BGR))
     program = tmp_path / "prog.py"
     program.write_text(PROGRAM)
-    with Catalog.open(load_catalog(default_catalog_path())) as served, \
-            ServerThread(create_app(served, ServeSettings(token=key))) as server:
+    with (
+        Catalog.open(load_catalog(default_catalog_path())) as served,
+        ServerThread(create_app(served, ServeSettings(token=key))) as server,
+    ):
         outs = []
         for name, env in (("right", "EDGEFMP_TEST_TIER_KEY"), ("wrong", "EDGEFMP_TEST_WRONG_KEY")):
             monkeypatch.setenv("EDGEFMP_TEST_WRONG_KEY", "not-the-key")
             catalog = tmp_path / f"{name}.yaml"
             catalog.write_text(json.dumps(catalog_spec(f"{server.url}/v1", api_key_env=env, timeout_s=5)))
             out = tmp_path / f"{name}.jsonl"
-            summary = run_program(RunOptions(program=program, source=str(folder), out=out, catalog=catalog,
-                                             policy="static:-1", progress=False, inflight=2,
-                                             summary_out=tmp_path / f"{name}.json"))
+            summary = run_program(
+                RunOptions(
+                    program=program,
+                    source=str(folder),
+                    out=out,
+                    catalog=catalog,
+                    policy="static:-1",
+                    progress=False,
+                    inflight=2,
+                    summary_out=tmp_path / f"{name}.json",
+                )
+            )
             outs.append((out.read_text(), json.dumps(summary.to_json()) if hasattr(summary, "to_json") else ""))
     right = verify_calls([json.loads(x) for x in outs[0][0].splitlines() if '"frame_id"' in x])
     wrong = verify_calls([json.loads(x) for x in outs[1][0].splitlines() if '"frame_id"' in x])

@@ -17,9 +17,16 @@ from edgefmp.trace import CallRecord, Cost, Trace
 
 def detect_trace(i: int, box: list[float] | None = None, answer: object = "yes") -> Trace:
     dets = [{"label": "cat", "score": np.float32(0.9), "box": box or [10, 10, 60, 50]}]
-    call = CallRecord(site="detect#1", function="detect", backend="det-int8", backend_index=0,
-                      args={"label": "cat"}, result=dets, confidence=0.9,
-                      cost=Cost(latency_ms=3.0, energy_j=0.01))
+    call = CallRecord(
+        site="detect#1",
+        function="detect",
+        backend="det-int8",
+        backend_index=0,
+        args={"label": "cat"},
+        result=dets,
+        confidence=0.9,
+        cost=Cost(latency_ms=3.0, energy_j=0.01),
+    )
     return Trace(frame_id=f"f:{i}", ts=i / 10, calls=[call], answer=answer, wall_ms=4.0)
 
 

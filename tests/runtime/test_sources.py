@@ -71,7 +71,7 @@ def test_corrupt_frames_mid_video_are_recorded_and_reading_goes_on(
     path = make_video("corrupt.mp4", frames=30)
     data = bytearray(path.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 1500] = np.random.default_rng(0).integers(0, 256, 1500, np.uint8).tobytes()
+    data[mid : mid + 1500] = np.random.default_rng(0).integers(0, 256, 1500, np.uint8).tobytes()
     path.write_bytes(bytes(data))
 
     frames, events = read_all(path)
@@ -82,7 +82,7 @@ def test_corrupt_frames_mid_video_are_recorded_and_reading_goes_on(
     assert bad, "the corrupted bytes should make at least one frame unreadable"
     assert all(f.error and str(path) in f.error for f in bad)
     last_bad = int(bad[-1].frame_id.split(":")[1])
-    assert any(f.image is not None for f in frames[last_bad + 1:]), "reading went on"
+    assert any(f.image is not None for f in frames[last_bad + 1 :]), "reading went on"
     assert [e.kind for e in events] == ["opened", "end"]
 
 

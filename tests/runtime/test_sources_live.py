@@ -21,7 +21,10 @@ from edgefmp.runtime.sources import SourceEvent, SourceOptions, open_source
 from tests.helpers.mjpeg_server import MjpegServer
 
 FAST: dict[str, Any] = {
-    "backoff_s": 0.01, "backoff_max_s": 0.05, "open_timeout_s": 5.0, "read_timeout_s": 5.0,
+    "backoff_s": 0.01,
+    "backoff_max_s": 0.05,
+    "open_timeout_s": 5.0,
+    "read_timeout_s": 5.0,
 }
 
 
@@ -160,7 +163,7 @@ def test_mjpeg_stream_reconnects_after_the_server_drops_it(
     names = kinds(items)
     assert names[0] == "opened" and names[-1] == "end"
     assert "reconnect" in names
-    after = names[names.index("reconnect") + 1:]
+    after = names[names.index("reconnect") + 1 :]
     assert sum(n.startswith("live:") for n in after) >= 1, "frames keep coming after reconnecting"
     frames = [i for i in items if isinstance(i, Frame)]
     assert len(frames) == 12

@@ -23,21 +23,40 @@ class FakeClock:
 
 
 def call(site: str, function: str, backend: str | None, cost: Cost, **kw: object) -> CallRecord:
-    return CallRecord(site=site, function=function, backend=backend, backend_index=0, args={},
-                      cost=cost, **kw)  # type: ignore[arg-type]
+    return CallRecord(site=site, function=function, backend=backend, backend_index=0, args={}, cost=cost, **kw)  # type: ignore[arg-type]
 
 
 def traces() -> list[Trace]:
-    t1 = Trace("v:0", 0.0, wall_ms=50.0, answer="yes", calls=[
-        call("detect#1", "detect", "det-int8", Cost(latency_ms=10, energy_j=0.5)),
-        call("vqa#2", "vqa", "remote-vlm",
-             Cost(latency_ms=30, energy_j=0.0, bytes_up=1000, bytes_down=200, money=0.002)),
-    ])
-    t2 = Trace("v:1", 0.1, wall_ms=40.0, answer="no", calls=[
-        call("detect#1", "detect", "det-fp32",
-             Cost(latency_ms=20, energy_j=1.0, energy_source="nvml"),
-             attempts=[Attempt("det-int8", "timeout", Cost(latency_ms=5, energy_j=0.1))]),
-    ])
+    t1 = Trace(
+        "v:0",
+        0.0,
+        wall_ms=50.0,
+        answer="yes",
+        calls=[
+            call("detect#1", "detect", "det-int8", Cost(latency_ms=10, energy_j=0.5)),
+            call(
+                "vqa#2",
+                "vqa",
+                "remote-vlm",
+                Cost(latency_ms=30, energy_j=0.0, bytes_up=1000, bytes_down=200, money=0.002),
+            ),
+        ],
+    )
+    t2 = Trace(
+        "v:1",
+        0.1,
+        wall_ms=40.0,
+        answer="no",
+        calls=[
+            call(
+                "detect#1",
+                "detect",
+                "det-fp32",
+                Cost(latency_ms=20, energy_j=1.0, energy_source="nvml"),
+                attempts=[Attempt("det-int8", "timeout", Cost(latency_ms=5, energy_j=0.1))],
+            ),
+        ],
+    )
     t3 = Trace("v:2", 0.2, wall_ms=1.0, error="cannot decode frame 2 of v.mp4")
     return [t1, t2, t3]
 
@@ -76,10 +95,12 @@ def test_summary_numbers() -> None:
     assert data["cost"]["energy_estimated"] is True
     assert data["wall_ms"] == {"total": 91.0, "mean": pytest.approx(30.333, abs=1e-3), "max": 50.0}
     assert data["backend_mix"] == {
-        "detect#1": {"function": "detect", "calls": 2, "backends": {
-            "det-int8": {"count": 1, "share": 0.5}, "det-fp32": {"count": 1, "share": 0.5}}},
-        "vqa#2": {"function": "vqa", "calls": 1, "backends": {
-            "remote-vlm": {"count": 1, "share": 1.0}}},
+        "detect#1": {
+            "function": "detect",
+            "calls": 2,
+            "backends": {"det-int8": {"count": 1, "share": 0.5}, "det-fp32": {"count": 1, "share": 0.5}},
+        },
+        "vqa#2": {"function": "vqa", "calls": 1, "backends": {"remote-vlm": {"count": 1, "share": 1.0}}},
     }
     assert data["source_events"] == {"drop": 2, "end": 1, "opened": 1, "reconnect": 1}
 

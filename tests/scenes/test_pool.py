@@ -32,9 +32,7 @@ def test_exclusions_settle_an_attribute() -> None:
 
 def test_contradiction_names_the_image() -> None:
     with pytest.raises(ConfigError, match="image 3"):
-        labels_from_questions(
-            ["is there a red shape?", "what color is the shape?"], ["no", "red"], [3, 3]
-        )
+        labels_from_questions(["is there a red shape?", "what color is the shape?"], ["no", "red"], [3, 3])
 
 
 def test_pool_cut_outs_are_labelled_and_consistent() -> None:

@@ -50,19 +50,19 @@ BAD_KSERVE = {
     "count mismatch": json.dumps({"inputs": [_tensor("image", "UINT8", [1, 2, 2, 3], [1, 2])]}).encode(),
     "value out of range": json.dumps({"inputs": [_tensor("image", "UINT8", [1, 1, 1, 3], [1, 2, 300])]}).encode(),
     "string in uint8": json.dumps({"inputs": [_tensor("image", "UINT8", [1, 1, 1, 3], ["a", "b", "c"])]}).encode(),
-    "image not rgb": json.dumps({"inputs": [_tensor("image", "UINT8", [1, 2, 2, 1], [1] * 4),
-                                            *GOOD[1:]]}).encode(),
-    "image wrong dtype": json.dumps({"inputs": [_tensor("image", "FP32", [1, 1, 1, 3], [0.1] * 3),
-                                                *GOOD[1:]]}).encode(),
+    "image not rgb": json.dumps({"inputs": [_tensor("image", "UINT8", [1, 2, 2, 1], [1] * 4), *GOOD[1:]]}).encode(),
+    "image wrong dtype": json.dumps(
+        {"inputs": [_tensor("image", "FP32", [1, 1, 1, 3], [0.1] * 3), *GOOD[1:]]}
+    ).encode(),
     "unknown function": json.dumps({"inputs": [GOOD[0], _tensor("function", "BYTES", [1], ["dance"])]}).encode(),
     "missing field": json.dumps({"inputs": GOOD[:2]}).encode(),
     "no image": json.dumps({"inputs": GOOD[1:]}).encode(),
-    "bad jpeg": json.dumps({"inputs": [_tensor("image_jpeg", "BYTES", [1], ["bm90IGEganBlZw=="]),
-                                       *GOOD[1:]]}).encode(),
+    "bad jpeg": json.dumps({"inputs": [_tensor("image_jpeg", "BYTES", [1], ["bm90IGEganBlZw=="]), *GOOD[1:]]}).encode(),
     "bad base64": json.dumps({"inputs": [_tensor("image_jpeg", "BYTES", [1], ["%%%"]), *GOOD[1:]]}).encode(),
     "unknown output": json.dumps({"inputs": GOOD, "outputs": [{"name": "boxes"}]}).encode(),
-    "empty labels": json.dumps({"inputs": [GOOD[0], _tensor("function", "BYTES", [1], ["detect"]),
-                                           _tensor("labels", "BYTES", [0], [])]}).encode(),
+    "empty labels": json.dumps(
+        {"inputs": [GOOD[0], _tensor("function", "BYTES", [1], ["detect"]), _tensor("labels", "BYTES", [0], [])]}
+    ).encode(),
     "deep nesting": json.dumps({"inputs": [_tensor("question", "BYTES", [1], [[[[[[[[[["x"]]]]]]]]]])]}).encode(),
 }
 
@@ -79,14 +79,27 @@ BAD_CHAT = {
     "no messages": json.dumps({"model": "edgefmp"}).encode(),
     "empty messages": json.dumps({"model": "edgefmp", "messages": []}).encode(),
     "no user message": json.dumps({"model": "edgefmp", "messages": [{"role": "system", "content": "x"}]}).encode(),
-    "bad part type": json.dumps({"model": "edgefmp", "messages": [{"role": "user", "content": [
-        {"type": "video", "video": "x"}]}]}).encode(),
-    "broken data url": json.dumps({"model": "edgefmp", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what color?"},
-        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,@@@"}}]}]}).encode(),
+    "bad part type": json.dumps(
+        {"model": "edgefmp", "messages": [{"role": "user", "content": [{"type": "video", "video": "x"}]}]}
+    ).encode(),
+    "broken data url": json.dumps(
+        {
+            "model": "edgefmp",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what color?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,@@@"}},
+                    ],
+                }
+            ],
+        }
+    ).encode(),
     "n=2": json.dumps({"model": "edgefmp", "n": 2, "messages": [{"role": "user", "content": "hi"}]}).encode(),
-    "unknown explicit field": json.dumps({"model": "edgefmp", "messages": [{"role": "user", "content": "hi"}],
-                                          "edgefmp": {"colour": "red"}}).encode(),
+    "unknown explicit field": json.dumps(
+        {"model": "edgefmp", "messages": [{"role": "user", "content": "hi"}], "edgefmp": {"colour": "red"}}
+    ).encode(),
 }
 
 
@@ -120,8 +133,17 @@ def test_decoded_image_size_is_bounded(served: Served, http: httpx.Client) -> No
     assert ok and len(png) < MAX_REQUEST_BYTES
     import base64
 
-    body = {"inputs": [{"name": "image_jpeg", "datatype": "BYTES", "shape": [1],
-                        "data": [base64.b64encode(png.tobytes()).decode()]}, *GOOD[1:]]}
+    body = {
+        "inputs": [
+            {
+                "name": "image_jpeg",
+                "datatype": "BYTES",
+                "shape": [1],
+                "data": [base64.b64encode(png.tobytes()).decode()],
+            },
+            *GOOD[1:],
+        ]
+    }
     response = http.post(INFER, json=body)
     assert response.status_code == 413 and "5000x5000" in response.json()["error"]
 
@@ -147,7 +169,7 @@ def test_unknown_routes_and_methods_are_4xx(http: httpx.Client) -> None:
     assert http.get("/v2/models/unknown").status_code == 404
 
 
-_SAMPLE = re.compile(r'^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+|\+Inf|NaN)$')
+_SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+|\+Inf|NaN)$")
 
 
 def test_metrics_are_prometheus_text_and_count_requests(http: httpx.Client) -> None:
@@ -167,8 +189,12 @@ def test_metrics_are_prometheus_text_and_count_requests(http: httpx.Client) -> N
             match = _SAMPLE.match(line)
             assert match, line
             samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    assert types == {"edgefmp_serve_requests_total": "counter", "edgefmp_serve_errors_total": "counter",
-                     "edgefmp_serve_request_duration_seconds": "histogram", "edgefmp_serve_requests_in_flight": "gauge"}
+    assert types == {
+        "edgefmp_serve_requests_total": "counter",
+        "edgefmp_serve_errors_total": "counter",
+        "edgefmp_serve_request_duration_seconds": "histogram",
+        "edgefmp_serve_requests_in_flight": "gauge",
+    }
     assert samples['edgefmp_serve_requests_total{endpoint="infer",model="shapes-cv",code="200"}'] >= 1
     assert samples['edgefmp_serve_errors_total{endpoint="infer",model="shapes-cv",reason="bad_request"}'] >= 1
     base = 'endpoint="infer",model="shapes-cv"'
@@ -191,12 +217,18 @@ def test_uint8_and_jpeg_images_give_the_same_answer(http: httpx.Client) -> None:
 
     image = red_circle(64, 48)
     fields = [_tensor("function", "BYTES", [1], ["vqa"]), _tensor("question", "BYTES", [1], ["what color is it?"])]
-    raw = http.post(INFER, json={"inputs": [_tensor("image", "UINT8", [1, 48, 64, 3], image.reshape(-1).tolist()),
-                                            *fields], "id": "req-7"})
+    raw = http.post(
+        INFER,
+        json={
+            "inputs": [_tensor("image", "UINT8", [1, 48, 64, 3], image.reshape(-1).tolist()), *fields],
+            "id": "req-7",
+        },
+    )
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert ok
-    enc = http.post(INFER, json={"inputs": [_tensor("image_jpeg", "BYTES", [1], [base64.b64encode(jpeg).decode()]),
-                                            *fields]})
+    enc = http.post(
+        INFER, json={"inputs": [_tensor("image_jpeg", "BYTES", [1], [base64.b64encode(jpeg).decode()]), *fields]}
+    )
     assert raw.status_code == enc.status_code == 200, (raw.text, enc.text)
     assert raw.json()["id"] == "req-7" and raw.json()["model_name"] == "shapes-cv"
     answer = {o["name"]: o["data"] for o in raw.json()["outputs"]}

@@ -20,8 +20,15 @@ def client(served: Served) -> openai.OpenAI:
 
 
 def _ask(text: str) -> list[dict]:
-    return [{"role": "user", "content": [{"type": "text", "text": text},
-                                         {"type": "image_url", "image_url": {"url": data_url(red_circle())}}]}]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": text},
+                {"type": "image_url", "image_url": {"url": data_url(red_circle())}},
+            ],
+        }
+    ]
 
 
 def test_vqa_with_an_image_data_url(client: openai.OpenAI) -> None:
@@ -68,9 +75,15 @@ def test_errors_arrive_as_the_clients_exception_types(served: Served, client: op
     with pytest.raises(openai.BadRequestError, match="only data URLs"):
         client.chat.completions.create(
             model="shapes-cv",
-            messages=[{"role": "user", "content": [
-                {"type": "text", "text": "What color?"},
-                {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}]}],
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What color?"},
+                        {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}},
+                    ],
+                }
+            ],
         )
     with pytest.raises(openai.BadRequestError, match="stream=true is not supported"):
         client.chat.completions.create(model="shapes-cv", messages=_ask("What color?"), stream=True)
@@ -78,6 +91,7 @@ def test_errors_arrive_as_the_clients_exception_types(served: Served, client: op
         client.chat.completions.create(model="shapes-cv", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.UnprocessableEntityError, match="could not answer"):
         client.chat.completions.create(
-            model="shapes-cv", messages=_ask("x"),
+            model="shapes-cv",
+            messages=_ask("x"),
             extra_body={"edgefmp": {"function": "verify", "subject": "circle", "property": "fast"}},
         )

@@ -73,8 +73,13 @@ def test_downscale_and_quality_are_in_the_trace(open_served: Served) -> None:
     call = trace.to_json()["calls"][0]
     assert call["backend"] == "big-remote"
     assert call["args"]["image_hw"] == [120, 160]  # the request
-    assert call["args"]["sent"] == {"protocol": "openai", "image_hw": [72, 96], "max_side": 96,
-                                    "encoding": "jpeg", "jpeg_quality": 60}
+    assert call["args"]["sent"] == {
+        "protocol": "openai",
+        "image_hw": [72, 96],
+        "max_side": 96,
+        "encoding": "jpeg",
+        "jpeg_quality": 60,
+    }
     assert call["cost"]["bytes_up"] > 0
 
 
@@ -92,8 +97,11 @@ def test_served_onnx_zoo_answers_like_the_local_models() -> None:
     with Catalog.open(load_catalog(ZOO)) as zoo, ServerThread(create_app(zoo)) as server:
         onnx = [b for fn in ("detect", "verify") for b in zoo.backends(fn) if b.kind == "onnx"]
         for backend in (onnx[0], onnx[-1]):
-            request: Request = (DetectRequest(image, ("red circle",)) if backend.function == "detect"
-                                else VerifyRequest(image, "circle", "red"))
+            request: Request = (
+                DetectRequest(image, ("red circle",))
+                if backend.function == "detect"
+                else VerifyRequest(image, "circle", "red")
+            )
             remote = _remote(server.url, backend.function, "kserve-uint8", model=backend.name)
             try:
                 result = remote.infer(request)

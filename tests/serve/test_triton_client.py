@@ -53,13 +53,18 @@ def test_health_and_metadata(client: httpclient.InferenceServerClient) -> None:
 def test_infer_vqa_verify_detect(client: httpclient.InferenceServerClient, binary: bool) -> None:
     image = red_circle()
     outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("answer", "confidence")]
-    result = client.infer("shapes-cv", _inputs(binary, image, function=["vqa"], question=["what color is it?"]),
-                          outputs=outputs, headers=auth())
+    result = client.infer(
+        "shapes-cv",
+        _inputs(binary, image, function=["vqa"], question=["what color is it?"]),
+        outputs=outputs,
+        headers=auth(),
+    )
     assert _text(result.as_numpy("answer")[0]) == "red"
     assert 0.0 <= float(result.as_numpy("confidence")[0]) <= 1.0
 
-    result = client.infer("shapes-cv", _inputs(binary, image, function=["verify"], subject=["circle"],
-                                               property=["red"]), headers=auth())
+    result = client.infer(
+        "shapes-cv", _inputs(binary, image, function=["verify"], subject=["circle"], property=["red"]), headers=auth()
+    )
     assert bool(result.as_numpy("verdict")[0]) is True
 
     result = client.infer("shapes-cv", _inputs(binary, image, function=["detect"], labels=["circle"]), headers=auth())
