@@ -144,9 +144,18 @@ def edge_catalog(url: str, timeout_s: float, local: str, max_side: int, connecti
     smallest int8 ONNX models of models/catalog.yaml, ONNX Runtime on the CPU; the tier serves
     the largest)."""
     served_catalog, served_model, detect_name, verify_name = TIERS[local]
-    remote = {"protocol": "openai", "url": f"{url}/v1", "model": served_model, "timeout_s": timeout_s,
-              "retries": 1, "failure_threshold": 5, "cooldown_s": 5.0, "max_side": max_side, "jpeg_quality": 85,
-              "max_connections": connections}
+    remote = {
+        "protocol": "openai",
+        "url": f"{url}/v1",
+        "model": served_model,
+        "timeout_s": timeout_s,
+        "retries": 1,
+        "failure_threshold": 5,
+        "cooldown_s": 5.0,
+        "max_side": max_side,
+        "jpeg_quality": 85,
+        "max_connections": connections,
+    }
     big = {"name": "big-remote", "kind": "remote", "options": remote}
     if local == "light":
         spec = parse_catalog({"version": 1, "functions": {"verify": [big]}}, "bench-overlap", Path("."))
@@ -163,8 +172,11 @@ def edge_catalog(url: str, timeout_s: float, local: str, max_side: int, connecti
         return {k: v for k, v in entry.items() if k not in ("function", "base_dir")}
 
     functions = {"detect": [pick("detect", detect_name)], "verify": [pick("verify", verify_name), big]}
-    spec = parse_catalog({"version": 1, "name": f"bench-overlap-{local}", "functions": functions},
-                         str(served_catalog), served_catalog.parent)
+    spec = parse_catalog(
+        {"version": 1, "name": f"bench-overlap-{local}", "functions": functions},
+        str(served_catalog),
+        served_catalog.parent,
+    )
     return Catalog.open(spec)
 
 
@@ -197,8 +209,9 @@ def summarise(traces: list[Trace]) -> dict[str, Any]:
     }
 
 
-def measure(args: argparse.Namespace, local: str, url: str, program: Any,
-            warm: list[Frame], frames: list[Frame]) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, local: str, url: str, program: Any, warm: list[Frame], frames: list[Frame]
+) -> dict[str, Any]:
     """Alternating sequential / overlapped runs of one local tier; medians and summaries."""
     fps: dict[str, list[float]] = {"sequential": [], "overlapped": []}
     summaries: dict[str, dict[str, Any]] = {}
@@ -218,8 +231,13 @@ def measure(args: argparse.Namespace, local: str, url: str, program: Any,
                 fps[mode].append(len(frames) / wall)
                 summaries[mode] = summarise(traces)
                 answers[mode] = [t.answer for t in traces]
-    return {"fps": fps, "summaries": summaries, "same": answers["sequential"] == answers["overlapped"],
-            "local_ms": local_ms, "ratio": statistics.median(fps["overlapped"]) / statistics.median(fps["sequential"])}
+    return {
+        "fps": fps,
+        "summaries": summaries,
+        "same": answers["sequential"] == answers["overlapped"],
+        "local_ms": local_ms,
+        "ratio": statistics.median(fps["overlapped"]) / statistics.median(fps["sequential"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,13 +255,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--max-side", type=int, default=160, help="remote uploads are downscaled to this longer side")
     ap.add_argument("--timeout-s", type=float, default=5.0)
-    ap.add_argument("--local", nargs="+", choices=tuple(TIERS), default=["light", "zoo", "classical"],
-                    help="local tiers to measure (see edge_catalog)")
+    ap.add_argument(
+        "--local",
+        nargs="+",
+        choices=tuple(TIERS),
+        default=["light", "zoo", "classical"],
+        help="local tiers to measure (see edge_catalog)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write a markdown report here")
     args = ap.parse_args(argv)
 
-    conditions = NetConditions(rtt_ms=args.rtt_ms, up_mbps=args.bandwidth_mbps, down_mbps=args.bandwidth_mbps,
-                               loss=args.loss, rto_ms=args.rto_ms, seed=1)
+    conditions = NetConditions(
+        rtt_ms=args.rtt_ms,
+        up_mbps=args.bandwidth_mbps,
+        down_mbps=args.bandwidth_mbps,
+        loss=args.loss,
+        rto_ms=args.rto_ms,
+        seed=1,
+    )
     size = (args.width, args.height)
     warm = [Frame(f"warm{i:03d}", i / 30, scene(10_000 + i, size)) for i in range(args.warmup)]
     frames = [Frame(f"f{i:04d}", i / 30, scene(i, size)) for i in range(args.frames)]
@@ -280,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     for local, r in results.items():
         for mode, inflight in (("sequential", 1), ("overlapped", args.inflight)):
             s = r["summaries"][mode]
-            stale = (f"{s['staleness_p50_ms']:.0f} / {s['staleness_p95_ms']:.0f}"
-                     if s["staleness_p50_ms"] is not None else "-")
+            stale = (
+                f"{s['staleness_p50_ms']:.0f} / {s['staleness_p95_ms']:.0f}"
+                if s["staleness_p50_ms"] is not None
+                else "-"
+            )
             lines.append(
                 f"| {local} | {r['local_ms']:.2f} | {mode} | {inflight} | {statistics.median(r['fps'][mode]):.1f} | "
                 f"{', '.join(f'{x:.1f}' for x in r['fps'][mode])} | {100 * s['remote_share']:.1f}% | "
@@ -290,12 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("")
     problems: list[str] = []
     for local, r in results.items():
-        lines.append(f"- **{local}: overlapped / sequential = {r['ratio']:.2f}x** "
-                     f"(answers identical in both loops: {r['same']}).")
+        lines.append(
+            f"- **{local}: overlapped / sequential = {r['ratio']:.2f}x** "
+            f"(answers identical in both loops: {r['same']})."
+        )
         for mode, s in r["summaries"].items():
             if s["fallbacks"] or s["errors"] or s["remote_calls"] == 0:
-                problems.append(f"{local}/{mode}: {s['fallbacks']} fallbacks, {s['errors']} frame errors, "
-                                f"{s['remote_calls']} remote calls: the remote tier was not measured as intended")
+                problems.append(
+                    f"{local}/{mode}: {s['fallbacks']} fallbacks, {s['errors']} frame errors, "
+                    f"{s['remote_calls']} remote calls: the remote tier was not measured as intended"
+                )
     first = next(iter(results.values()))["summaries"]["overlapped"]
     lines += [
         "",
