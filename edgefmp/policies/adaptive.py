@@ -233,7 +233,7 @@ def _frame_cost(trace: Trace) -> list[float]:
     the time the runtime measured for the policy's decisions in the latency.
 
     A budget of 5% of the largest backend's latency is a budget for what the user waits for,
-    and at that budget the decisions are a tenth of it. (The update's own time is not
+    and at that budget the decisions are a sizeable share of it. (The update's own time is not
     counted: it runs after the frame, and timing it here would make runs irreproducible.)"""
     t0 = t1 = t2 = 0.0
     for call in trace.calls:
