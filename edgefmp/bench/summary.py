@@ -173,7 +173,7 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
         lines += ["", "### Plots", ""]
         for p in plots:
             link = _link(result.folder / p, page_dir)
-            lines += [f"![{s['name']}: {p[:-4]}]({link})", ""] if p in SHOWN_PLOTS else [f"- [{p}]({link})"]
+            lines += ["", f"![{s['name']}: {p[:-4]}]({link})", ""] if p in SHOWN_PLOTS else [f"- [{p}]({link})"]
     return lines
 
 
