@@ -133,7 +133,7 @@ ZOO = Path(__file__).resolve().parents[1] / "models" / "catalog.yaml"
 TIERS: dict[str, tuple[Path, str, str, str]] = {
     "light": (default_catalog_path(), "shapes-cv", "light-cv", "light-cv"),
     "classical": (default_catalog_path(), "shapes-cv", "shapes-cv", "shapes-cv"),
-    "zoo": (ZOO, "attrnet-xl-int8", "shapedet-s-int8", "attrnet-s-int8"),
+    "zoo": (ZOO, "attrnet-xl-int8", "shapedet-s", "attrnet-s"),  # local: a prefix (the catalog picks fp32/int8)
 }
 
 
@@ -168,7 +168,10 @@ def edge_catalog(url: str, timeout_s: float, local: str, max_side: int, connecti
     entries = load_catalog(served_catalog).model_dump()["functions"]
 
     def pick(function: str, name: str) -> dict[str, Any]:
-        entry = next(e for e in entries[function] if e["name"] == name)
+        entry = next((e for e in entries[function] if e["name"].startswith(name)), None)
+        if entry is None:
+            names = ", ".join(e["name"] for e in entries[function])
+            raise SystemExit(f"{served_catalog}: no {function} backend named {name}*; it has {names}")
         return {k: v for k, v in entry.items() if k not in ("function", "base_dir")}
 
     functions = {"detect": [pick("detect", detect_name)], "verify": [pick("verify", verify_name), big]}
