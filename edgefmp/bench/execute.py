@@ -22,6 +22,7 @@ from edgefmp.backends.catalog import Catalog, load_catalog
 from edgefmp.bench.cache import CachedExecutor, CallCache
 from edgefmp.bench.cases import LARGEST, CaseSpec, Reference, build_policy, static_assignments, static_case
 from edgefmp.bench.record import CaseRecord
+from edgefmp.bench.remote import pin_onnx_threads, with_remote_largest
 from edgefmp.bench.streams import Stream, build_stream
 from edgefmp.bench.suite import Query, Suite, load_suite
 from edgefmp.cost.meters import DEFAULT_BUSY_POWER_W, EnergyMeter, select_meter
@@ -91,15 +92,8 @@ def open_catalog(
 
         spec = apply_profile(spec, read_profile(profile))
     if remote_url is not None:
-        from edgefmp.bench.remote import with_remote_largest
-
         spec = with_remote_largest(spec, remote_url)
-    if threads is not None:
-        for backends in spec.functions.values():
-            for b in backends:
-                if b.kind == "onnx":
-                    b.options["intra_op_threads"] = threads
-                    b.options["inter_op_threads"] = threads
+    pin_onnx_threads(spec, threads)
     return Catalog.open(spec)
 
 

@@ -439,19 +439,21 @@ def _ok(rows: Iterable[CaseSummary], family: str) -> list[CaseSummary]:
     return [r for r in rows if r.family == family and r.ok and r.latency_ms is not None]
 
 
-def _ratio(mine: float | None, ref: float | None) -> float | None:
+def ratio(mine: float | None, ref: float | None) -> float | None:
+    """mine / ref, or None when either is unknown or ref is zero."""
     return None if mine is None or not ref else mine / ref
 
 
 def _saved(row: CaseSummary, largest: CaseSummary) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for c in ("latency_ms", "energy_j", "params_m"):
-        r = _ratio(row.cost(c), largest.cost(c))
+        r = ratio(row.cost(c), largest.cost(c))
         out[c] = None if r is None else 1.0 - r
     return out
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
+    """A share as a percentage with one decimal; "-" when unknown."""
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
@@ -485,8 +487,8 @@ def check_savings(rows: Sequence[CaseSummary], metric: str, tolerance: float = T
         s = _saved(r, largest)
         gap = 100 * ((r.metric or 0.0) - (largest.metric or 0.0))
         return (
-            f"{r.case}: {metric} {_m(r.metric)} ({gap:+.1f} points), saves {_pct(s['latency_ms'])} latency, "
-            f"{_pct(s['energy_j'])} energy, {_pct(s['params_m'])} params"
+            f"{r.case}: {metric} {_m(r.metric)} ({gap:+.1f} points), saves {pct(s['latency_ms'])} latency, "
+            f"{pct(s['energy_j'])} energy, {pct(s['params_m'])} params"
         )
 
     ref = f"always-largest {metric} {_m(largest.metric)}"

@@ -61,18 +61,25 @@ def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
     return out
 
 
+def pin_onnx_threads(spec: CatalogSpec, threads: int | None) -> None:
+    """In place: every ONNX backend of `spec` runs `threads` intra- and inter-op threads (None:
+    leave them), so the workers and the server measure their models alike."""
+    if threads is None:
+        return
+    for backends in spec.functions.values():
+        for b in backends:
+            if b.kind == "onnx":
+                b.options["intra_op_threads"] = threads
+                b.options["inter_op_threads"] = threads
+
+
 def pinned_copy(catalog: str | Path, threads: int | None, folder: Path) -> Path:
     """The catalog written into `folder` with every ONNX backend pinned to `threads` threads
     (what the server runs, so its models are measured like the workers')."""
     from edgefmp.bench.prior import catalog_yaml
 
     spec = load_catalog(catalog)
-    if threads is not None:
-        for backends in spec.functions.values():
-            for b in backends:
-                if b.kind == "onnx":
-                    b.options["intra_op_threads"] = threads
-                    b.options["inter_op_threads"] = threads
+    pin_onnx_threads(spec, threads)
     path = folder / "served-catalog.yaml"
     path.write_text(catalog_yaml(spec, folder), encoding="utf-8")
     return path
@@ -104,4 +111,4 @@ def serve_largest(catalog: str, threads: int | None, link: str = "") -> Iterator
                 yield proxy.url_for(server.url)
 
 
-__all__ = ["REMOTE_OPTIONS", "SERVED_MODEL", "pinned_copy", "serve_largest", "with_remote_largest"]
+__all__ = ["REMOTE_OPTIONS", "SERVED_MODEL", "pin_onnx_threads", "pinned_copy", "serve_largest", "with_remote_largest"]

@@ -35,6 +35,7 @@ from edgefmp.bench.metrics import (
     learning_curve,
     normalised,
     pareto,
+    pct,
     points,
     record_metric,
     savings_at_matched,
@@ -270,10 +271,6 @@ def fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
-
-
 def markdown(report: dict[str, Any]) -> str:
     """The results as a markdown page (the table BENCHMARKS.md links to)."""
     s = report["suite"]
@@ -307,7 +304,7 @@ def markdown(report: dict[str, Any]) -> str:
             notes = (notes + "; " if notes else "") + f"{r['failed_frames']} failed frames"
         lines.append(
             f"| {r['case']} | {fmt(r['metric'])} | {fmt(r['latency_ms'])} | {fmt(r['router_ms'])} | "
-            f"{fmt(r['energy_j'])} | {fmt(r['bytes'])} | {fmt(r['params_m'])} | {_pct(saved_l)} | {_pct(saved_e)} | "
+            f"{fmt(r['energy_j'])} | {fmt(r['bytes'])} | {fmt(r['params_m'])} | {pct(saved_l)} | {pct(saved_e)} | "
             f"{fmt(r['overhead_ratio'])} | {notes[:160]} |"
         )
     lines += checks_lines(report.get("headline", {}).get("checks", []))
@@ -318,7 +315,7 @@ def markdown(report: dict[str, Any]) -> str:
         sav = sv["savings"]
         lines.append(
             f"| {sv['family']} | {sv['case'] or 'none within tolerance'} | {fmt(sv['gap_points'])} | "
-            + " | ".join(_pct(sav.get(c)) for c in COSTS)
+            + " | ".join(pct(sav.get(c)) for c in COSTS)
             + " |"
         )
     oracle = report.get("static_oracle")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefmp.bench.cases import LARGEST
-from edgefmp.bench.metrics import INFO, MISS, NOT_RUN, PASS, WALL_BUDGET_S, Check, Convergence
+from edgefmp.bench.metrics import INFO, MISS, NOT_RUN, PASS, WALL_BUDGET_S, Check, Convergence, pct, ratio
 from edgefmp.bench.report import RESULTS_VERSION, checks_lines, fmt, headline_from_results, learning_lines
 from edgefmp.errors import ConfigError
 
@@ -116,7 +116,8 @@ def combined_wall(results: Sequence[SuiteResult], budget_s: float = WALL_BUDGET_
 
 
 def _saved(mine: float | None, ref: float | None) -> str:
-    return "-" if mine is None or not ref else f"{100 * (1 - mine / ref):.1f}%"
+    r = ratio(mine, ref)
+    return pct(None if r is None else 1.0 - r)
 
 
 def _link(target: Path, page_dir: Path) -> str:
