@@ -280,17 +280,11 @@ def bench_summary(
 ) -> None:
     """Write one markdown page (BENCHMARKS.md) from several results folders: per suite the command,
     machine, wall time, main table, headline checks and plot links."""
-    from edgefmp.bench.summary import load_results, summary_markdown
+    from edgefmp.bench.summary import load_results, write_summary
 
     try:
         results = [load_results(f) for f in folders]
-        text = summary_markdown(results, out_path, _command_line(ctx))
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(out_path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out_path)
-    except OSError as exc:
-        raise _fail(_bad(f"cannot write {out_path}: {exc.strerror or exc}")) from None
+        write_summary(results, out_path, _command_line(ctx))
     except EdgeFMPError as exc:
         raise _fail(exc) from None
     table = Table(title="headline checks")
@@ -328,8 +322,15 @@ def profile(
     from edgefmp.backends.catalog import load_catalog
     from edgefmp.bench.prior import apply_profile, catalog_yaml
     from edgefmp.bench.profile import profile_markdown, run_profile
+    from edgefmp.files import prepare_output, write_text_atomic
 
     try:
+        if write_catalog is not None and not (len(targets) == 1 and targets[0].endswith((".yaml", ".yml"))):
+            raise _bad("--write-catalog needs a catalog YAML as the target")
+        # Paths are checked before measuring, so a typo does not cost the whole profile.
+        for path, what in ((out_path, "the profile"), (write_catalog, "the catalog"), (plot, "the plot")):
+            if path is not None:
+                prepare_output(path, what)
         data = run_profile(
             targets,
             runs=runs,
@@ -340,18 +341,15 @@ def profile(
             on_backend=lambda r: console.print(f"profiled {r.function}/{r.name}", highlight=False),
         )
         if out_path is not None:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-            out_path.with_suffix(".md").write_text(profile_markdown(data), encoding="utf-8")
+            write_text_atomic(out_path, json.dumps(data, indent=1) + "\n", "the profile")
+            write_text_atomic(out_path.with_suffix(".md"), profile_markdown(data), "the profile table")
         if write_catalog is not None:
-            if not (len(targets) == 1 and targets[0].endswith((".yaml", ".yml"))):
-                raise _bad("--write-catalog needs a catalog YAML as the target")
             spec = apply_profile(load_catalog(targets[0]), data)
-            write_catalog.parent.mkdir(parents=True, exist_ok=True)
-            write_catalog.write_text(
+            write_text_atomic(
+                write_catalog,
                 f"# {targets[0]} with cost priors measured by `edgefmp profile` ({data['created']})\n"
                 + catalog_yaml(spec, write_catalog.parent),
-                encoding="utf-8",
+                "the catalog",
             )
         if plot is not None:
             from edgefmp.bench.plots import plot_profile

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgefmp.backends.catalog import Catalog, load_catalog
+from edgefmp.backends.catalog import Catalog, CatalogSpec, load_catalog
 from edgefmp.bench.cache import CachedExecutor, CallCache
 from edgefmp.bench.cases import LARGEST, CaseSpec, Reference, build_policy, static_assignments, static_case
 from edgefmp.bench.record import CaseRecord
@@ -55,6 +55,7 @@ class QueryTask:
     meter: str = "auto"
     profile: str | None = None
     remote_url: str | None = None
+    remote_profile: dict[str, Any] | None = None
 
 
 @dataclass
@@ -70,14 +71,14 @@ class QueryResult:
 
 
 def open_catalog(
-    ref: str, threads: int | None = None, profile: str | None = None, remote_url: str | None = None
+    ref: str,
+    threads: int | None = None,
+    profile: str | None = None,
+    remote_url: str | None = None,
+    remote_profile: dict[str, Any] | None = None,
 ) -> Catalog:
-    """A catalog from a YAML path, or from `py:module:function` (a factory returning a Catalog,
-    how tests pass in-memory backends to worker processes). `threads` pins every ONNX
-    backend's thread pools (the catalog's own setting included), so that parallel workers on
-    a small machine do not oversubscribe its cores and every case is measured alike.
-    `profile` (an `edgefmp profile` JSON) sets the backends' cost priors, as a deployment would;
-    with `remote_url`, each function's last backend is a client of that server (remote.py)."""
+    """A catalog from a YAML path (see `catalog_spec`), or from `py:module:function` (a
+    factory returning a Catalog, how tests pass in-memory backends to worker processes)."""
     if ref.startswith("py:"):
         module, _, attr = ref[3:].partition(":")
         try:
@@ -86,15 +87,33 @@ def open_catalog(
             raise ConfigError(f"catalog {ref!r}: cannot import {module}:{attr}: {exc}") from exc
         catalog: Catalog = factory()
         return catalog
-    spec = load_catalog(ref)
-    if profile is not None:
-        from edgefmp.bench.prior import apply_profile, read_profile
+    return Catalog.open(catalog_spec(ref, threads, profile, remote_url, remote_profile))
 
+
+def catalog_spec(
+    path: str,
+    threads: int | None = None,
+    profile: str | None = None,
+    remote_url: str | None = None,
+    remote_profile: dict[str, Any] | None = None,
+) -> CatalogSpec:
+    """The catalog file as a bench case runs it. `profile` (an `edgefmp profile` JSON) sets
+    the backends' cost priors, as a deployment would; with `remote_url`, each function's last
+    backend is a client of that server (remote.py), whose priors `remote_profile` (profile
+    rows measured through that server, `profile_remote`) sets. `threads` pins every ONNX
+    backend's thread pools (the catalog's own setting included), so that parallel workers on
+    a small machine do not oversubscribe its cores and every case is measured alike."""
+    from edgefmp.bench.prior import apply_profile, read_profile
+
+    spec = load_catalog(path)
+    if profile is not None:
         spec = apply_profile(spec, read_profile(profile))
     if remote_url is not None:
         spec = with_remote_largest(spec, remote_url)
+        if remote_profile is not None:
+            spec = apply_profile(spec, remote_profile)
     pin_onnx_threads(spec, threads)
-    return Catalog.open(spec)
+    return spec
 
 
 def params_by_backend(catalog: Catalog) -> dict[str, float]:
@@ -197,7 +216,7 @@ def run_query(task: QueryTask, progress: Progress | None = None) -> QueryResult:
             "lookalikes": sum(f.kind == "lookalike" for f in stream),
             "truth_digest": stream.truth_digest(),
         }
-        with open_catalog(task.catalog, task.threads, task.profile, task.remote_url) as catalog:
+        with open_catalog(task.catalog, task.threads, task.profile, task.remote_url, task.remote_profile) as catalog:
             _run_cases(task, suite, query, stream, catalog, result, progress)
     except Exception as exc:  # the query's stream or catalog failed: every case gets the error
         log.debug("query %s failed", task.query_id, exc_info=True)
@@ -272,4 +291,4 @@ def _run_cases(
         }
 
 
-__all__ = ["QueryResult", "QueryTask", "open_catalog", "params_by_backend", "run_case", "run_query"]
+__all__ = ["QueryResult", "QueryTask", "catalog_spec", "open_catalog", "params_by_backend", "run_case", "run_query"]

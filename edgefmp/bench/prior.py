@@ -39,8 +39,8 @@ def apply_profile(catalog: CatalogSpec, profile: dict[str, Any], statistic: str 
 
     Backends are matched by (function, name); a backend the profile lacks (or whose row has
     an error) keeps its prior. `latency_ms` takes the chosen statistic (the mean by default,
-    because budgets bound means), `energy_j` the mean per call, `params` the counted
-    parameters when the catalog gives none.
+    because budgets bound means), `energy_j` and `bytes_per_call` the means per call,
+    `params` the counted parameters when the catalog gives none.
     """
     if statistic not in ("mean", "p50", "p90", "p95", "p99"):
         raise ConfigError(f"apply_profile: statistic must be mean, p50, p90, p95 or p99, got {statistic!r}")
@@ -56,6 +56,8 @@ def apply_profile(catalog: CatalogSpec, profile: dict[str, Any], statistic: str 
             b.cost.latency_ms = lat if math.isfinite(lat) else b.cost.latency_ms
             if row.get("energy_j_per_call") is not None:
                 b.cost.energy_j = float(row["energy_j_per_call"])
+            if row.get("bytes_per_call") is not None:
+                b.cost.bytes_per_call = float(row["bytes_per_call"])
             if b.cost.params is None and row.get("params"):
                 b.cost.params = float(row["params"])
             applied += 1

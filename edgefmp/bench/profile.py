@@ -11,8 +11,11 @@ a GPU) is recorded with the numbers.
 The JSON (versioned, `PROFILE_FORMAT`) is what `apply_profile` folds into a catalog's `cost:`
 priors, so the router starts from what this device measured rather than from guesses.
 
-Requests are fixed and realistic: a composed easy-VQA test scene (240x320) for detection and
-whole-frame VQA, one object's crop for verify / classify / crop VQA.
+Requests are fixed and realistic: composed easy-VQA test scenes (240x320) for detection and
+whole-frame VQA, one object's crop of each for verify / classify / crop VQA. The timed calls
+cycle over `SAMPLE_SCENES` distinct scenes, more than any backend remembers (the OpenCV tier
+keeps the shapes of its last few images), so the profile measures what a new camera frame
+costs and not a cache hit.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +104,7 @@ class BackendProfile:
     rss_growth_mb: float | None = None  # that peak minus the resident size just before
     gpu_memory_mb: float | None = None
     energy_j_per_call: float | None = None
+    bytes_per_call: float | None = None  # up + down, as the backend reported them (remote calls)
     energy_source: str = "none"
     providers: list[str] = field(default_factory=list)
     error: str | None = None
@@ -108,28 +113,37 @@ class BackendProfile:
 # ------------------------------------------------------------------------------ requests
 
 
-def sample_requests(seed: int = 0) -> dict[str, Request]:
-    """One realistic request per function, from a composed test-split scene."""
-    from edgefmp.scenes import compose_scene, load_shape_pool
+SAMPLE_SCENES = 8
 
+
+def sample_requests(seed: int = 0, scenes: int = SAMPLE_SCENES) -> dict[str, list[Request]]:
+    """`scenes` realistic requests per function, one per composed test-split scene."""
+    from edgefmp.scenes import COLORS, compose_scene, load_shape_pool
+
+    if scenes < 1:
+        raise ConfigError(f"profile: need at least one sample scene, got {scenes}")
     pool = load_shape_pool("test", limit=120)
-    scene = compose_scene(np.random.default_rng(seed), pool, n_objects=(3, 3))
-    frame = scene.image
-    obj = scene.objects[0]
-    x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
-    h, w = frame.shape[:2]
-    crop = np.ascontiguousarray(frame[max(0, y1 - 10) : min(h, y2 + 10), max(0, x1 - 10) : min(w, x2 + 10)])
-    from edgefmp.scenes import COLORS
-
-    return {
-        "detect": DetectRequest(image=frame, labels=(obj.label,)),
-        "verify": VerifyRequest(image=crop, subject=obj.shape, property=obj.color),
-        "classify": ClassifyRequest(image=crop, options=tuple(COLORS)),
-        "vqa": VQARequest(image=crop, question=f"What color is the {obj.shape}?"),
-        "answer": AnswerRequest(image=frame, question=f"Is there a {obj.label}?"),
-        "ocr": OCRRequest(image=crop),
-        "llm": LLMRequest(prompt="Answer with one word: what colour is the sky on a clear day?"),
-    }
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Request]] = {}
+    for _ in range(scenes):
+        scene = compose_scene(rng, pool, n_objects=(3, 3))
+        frame = scene.image
+        obj = scene.objects[0]
+        x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
+        h, w = frame.shape[:2]
+        crop = np.ascontiguousarray(frame[max(0, y1 - 10) : min(h, y2 + 10), max(0, x1 - 10) : min(w, x2 + 10)])
+        requests: dict[str, Request] = {
+            "detect": DetectRequest(image=frame, labels=(obj.label,)),
+            "verify": VerifyRequest(image=crop, subject=obj.shape, property=obj.color),
+            "classify": ClassifyRequest(image=crop, options=tuple(COLORS)),
+            "vqa": VQARequest(image=crop, question=f"What color is the {obj.shape}?"),
+            "answer": AnswerRequest(image=frame, question=f"Is there a {obj.label}?"),
+            "ocr": OCRRequest(image=crop),
+            "llm": LLMRequest(prompt="Answer with one word: what colour is the sky on a clear day?"),
+        }
+        for function, request in requests.items():
+            out.setdefault(function, []).append(request)
+    return out
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -169,9 +183,17 @@ def _batch_throughput(backend: Backend, request: Request, runs: int) -> dict[str
 
 
 def profile_backend(
-    spec: BackendSpec, request: Request, meter: EnergyMeter, runs: int = 100, warmup: int = 3, batches: bool = True
+    spec: BackendSpec,
+    requests: Sequence[Request],
+    meter: EnergyMeter,
+    runs: int = 100,
+    warmup: int = 3,
+    batches: bool = True,
 ) -> BackendProfile:
-    """Measure one backend (see the module docstring); errors become the row's `error`."""
+    """Measure one backend (see the module docstring); errors become the row's `error`.
+    Warm-up and timed calls take `requests` in turn."""
+    if not requests:
+        raise ConfigError(f"profile: no sample request for {spec.name} ({spec.function})")
     prof = BackendProfile(
         spec.name, spec.function, spec.kind, spec.location or "device", model=spec.model, params=spec.cost.params
     )
@@ -186,14 +208,15 @@ def profile_backend(
         if prof.params is None and manifest is not None and manifest.params:
             prof.params = float(manifest.params)
         prof.providers = list(getattr(backend, "providers", []) or [])
-        for _ in range(warmup):
+        for i in range(warmup):
             t0 = time.perf_counter()
-            backend.infer(request)
+            backend.infer(requests[i % len(requests)])
             prof.warmup_ms.append((time.perf_counter() - t0) * 1e3)
-        samples, joules = [], []
+        samples, joules, moved_bytes = [], [], []
         power = busy_power_w(backend.location, spec.power_w)
         sources: set[str] = set()
-        for _ in range(runs):
+        for i in range(runs):
+            request = requests[i % len(requests)]
             token = meter.begin()
             t0 = time.perf_counter()
             result = backend.infer(request)
@@ -202,13 +225,15 @@ def profile_backend(
             reading = meter.end(token, latency_s=dt, power_w=power, bytes_moved=moved)
             samples.append(dt * 1e3)
             joules.append(reading.joules)
+            moved_bytes.append(moved)
             sources.add(reading.source)
         prof.latency_ms = LatencyStats.of(samples)
         prof.throughput_batch1_per_s = 1e3 / prof.latency_ms.mean if prof.latency_ms.mean > 0 else None
         prof.energy_j_per_call = float(np.mean(joules))
+        prof.bytes_per_call = float(np.mean(moved_bytes))
         prof.energy_source = "+".join(sorted(sources))
         if batches:
-            prof.batch_throughput = _batch_throughput(backend, request, runs)
+            prof.batch_throughput = _batch_throughput(backend, requests[0], runs)
         if prof.batch_throughput:
             best = max(prof.batch_throughput, key=lambda k: prof.batch_throughput[k])
             prof.best_batch, prof.throughput_best_per_s = int(best), prof.batch_throughput[best]
@@ -299,11 +324,11 @@ def run_profile(
     meter = select_meter(meter_name)
     rows = []
     for spec in specs:
-        request = requests.get(spec.function)
-        if request is None:
+        samples = requests.get(spec.function)
+        if not samples:
             rows.append(BackendProfile(spec.name, spec.function, spec.kind, "device", error="no sample request"))
             continue
-        row = profile_backend(spec, request, meter, runs=runs, warmup=warmup, batches=batches)
+        row = profile_backend(spec, samples, meter, runs=runs, warmup=warmup, batches=batches)
         rows.append(row)
         if on_backend is not None:
             on_backend(row)

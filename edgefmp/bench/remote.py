@@ -39,8 +39,8 @@ REMOTE_OPTIONS: dict[str, Any] = {
 def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
     """A copy of `spec` whose last backend of every function is a remote client of `url`.
 
-    The client keeps the served model's `cost:` (its parameters, and its on-device latency as
-    a lower-bound prior: the network comes on top and is learned from measurements) and its
+    The client keeps the served model's `cost:` (its parameters, and its on-device latency,
+    which `profile_remote` replaces by what a call through the server measures) and its
     `accuracy:` (the same model answers)."""
     out = spec.model_copy(deep=True)
     for fn, backends in out.functions.items():
@@ -59,6 +59,33 @@ def with_remote_largest(spec: CatalogSpec, url: str) -> CatalogSpec:
             base_dir=last.base_dir,
         )
     return out
+
+
+def profile_remote(spec: CatalogSpec, meter: str = "auto", runs: int = 12, warmup: int = 3) -> dict[str, Any]:
+    """`edgefmp profile` of the remote backends of `spec` (once the server runs), in the
+    profile format, for `apply_profile`.
+
+    The device's profile measures the served model on the device; what a call to it costs is
+    that plus encoding, the link and the server's queue, which over a WAN is 30-100 times
+    more. Starting the router from the on-device figure would make its first remote calls look
+    cheap, and a budget's price would then lurch when the truth arrived.
+    """
+    from dataclasses import asdict
+
+    from edgefmp.bench.profile import PROFILE_FORMAT, PROFILE_VERSION, profile_backend, sample_requests
+    from edgefmp.cost.meters import select_meter
+
+    requests = sample_requests()
+    energy = select_meter(meter)
+    rows = []
+    for fn, backends in spec.functions.items():
+        for b in backends:
+            if b.kind == "remote" and requests.get(fn):
+                row = profile_backend(b, requests[fn], energy, runs=runs, warmup=warmup, batches=False)
+                if row.error is not None:
+                    log.warning("profiling the remote %s/%s failed (%s); it keeps its prior", fn, b.name, row.error)
+                rows.append(asdict(row))
+    return {"format": PROFILE_FORMAT, "version": PROFILE_VERSION, "backends": rows}
 
 
 def pin_onnx_threads(spec: CatalogSpec, threads: int | None) -> None:
@@ -111,4 +138,12 @@ def serve_largest(catalog: str, threads: int | None, link: str = "") -> Iterator
                 yield proxy.url_for(server.url)
 
 
-__all__ = ["REMOTE_OPTIONS", "SERVED_MODEL", "pin_onnx_threads", "pinned_copy", "serve_largest", "with_remote_largest"]
+__all__ = [
+    "REMOTE_OPTIONS",
+    "SERVED_MODEL",
+    "pin_onnx_threads",
+    "profile_remote",
+    "pinned_copy",
+    "serve_largest",
+    "with_remote_largest",
+]

@@ -12,7 +12,6 @@ The JSON keeps the records too, so a later tool can recompute anything without r
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -46,6 +45,7 @@ from edgefmp.bench.record import CaseRecord
 from edgefmp.bench.runner import SweepRun
 from edgefmp.bench.suite import Suite
 from edgefmp.errors import ConfigError
+from edgefmp.files import write_text_atomic
 
 RESULTS_VERSION = 1
 
@@ -423,21 +423,14 @@ def write_report(report: dict[str, Any], out_dir: str | Path, plots: bool = True
     except OSError as exc:
         raise ConfigError(f"cannot create the results folder {out}: {exc.strerror or exc}") from exc
     written = [
-        _atomic(out / "results.json", json.dumps(report, indent=1) + "\n"),
-        _atomic(out / "results.md", markdown(report)),
+        write_text_atomic(out / "results.json", json.dumps(report, indent=1) + "\n", "the results"),
+        write_text_atomic(out / "results.md", markdown(report), "the results table"),
     ]
     if plots:
         from edgefmp.bench.plots import plot_report
 
         written += plot_report(report, out)
     return written
-
-
-def _atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 __all__ = [

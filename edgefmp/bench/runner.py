@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgefmp.bench.cases import CaseSpec
-from edgefmp.bench.execute import Progress, QueryResult, QueryTask, run_query
+from edgefmp.bench.execute import Progress, QueryResult, QueryTask, catalog_spec, run_query
 from edgefmp.bench.suite import load_suite
 from edgefmp.errors import ConfigError, EdgeFMPError
 
@@ -50,6 +50,7 @@ class SweepOptions:
     remote: bool = False  # serve each function's last backend with `edgefmp serve` on loopback
     remote_link: str = ""  # NetConditions spec of the link to it, e.g. "rtt=40ms,bw=20mbit"; "" = loopback
     remote_url: str | None = None  # set while the server runs
+    remote_profile: dict[str, Any] | None = None  # its backends' profile rows, measured once it runs
 
 
 @dataclass
@@ -100,6 +101,7 @@ def _tasks(suite_path: str, cases: Sequence[CaseSpec], opts: SweepOptions) -> li
             meter=opts.meter,
             profile=opts.profile,
             remote_url=opts.remote_url,
+            remote_profile=opts.remote_profile,
         )
         for qid in ids
     ]
@@ -125,11 +127,13 @@ def run_sweep(
     if opts.remote and opts.remote_url is None:
         if opts.catalog.startswith("py:"):
             raise ConfigError("the remote tier serves a catalog file; an in-memory catalog cannot be served")
-        from edgefmp.bench.remote import serve_largest
+        from edgefmp.bench.remote import profile_remote, serve_largest
 
         with serve_largest(opts.catalog, opts.threads, opts.remote_link) as url:
             opts.remote_url = url
             try:
+                spec = catalog_spec(opts.catalog, opts.threads, opts.profile, url)
+                opts.remote_profile = profile_remote(spec, opts.meter)
                 return run_sweep(suite_path, cases, opts, on_progress)
             finally:
                 opts.remote_url = None

@@ -26,6 +26,7 @@ from edgefmp.bench.cases import LARGEST
 from edgefmp.bench.metrics import INFO, MISS, NOT_RUN, PASS, WALL_BUDGET_S, Check, Convergence, pct, ratio
 from edgefmp.bench.report import RESULTS_VERSION, checks_lines, fmt, headline_from_results, learning_lines
 from edgefmp.errors import ConfigError
+from edgefmp.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -221,18 +222,10 @@ def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | 
     return "\n".join(lines) + "\n"
 
 
-def write_summary(folders: Sequence[str | Path], out: str | Path, command: str | None = None) -> Path:
-    """Read the results of `folders` and write the summary page to `out` (atomically)."""
+def write_summary(results: Sequence[SuiteResult], out: str | Path, command: str | None = None) -> Path:
+    """Write the summary page of `results` (see `load_results`) to `out`, atomically."""
     page = Path(out)
-    results = [load_results(f) for f in folders]
-    text = summary_markdown(results, page, command)
-    try:
-        page.parent.mkdir(parents=True, exist_ok=True)
-        tmp = page.with_name(page.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, page)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {page}: {exc.strerror or exc}") from exc
+    write_text_atomic(page, summary_markdown(results, page, command), "the summary page")
     log.info("wrote %s from %d results folder(s)", page, len(results))
     return page
 

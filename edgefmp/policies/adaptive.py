@@ -16,7 +16,8 @@ over the CONTEXT_DIM context features of `edgefmp.policies.context`:
 Choosing: sample each backend's accuracy from its posterior *at this x* (the marginal of
 theta . x is a scalar Gaussian, so one normal draw per backend replaces a d-dimensional
 draw), then take the argmax of `a * sampled_accuracy - predicted_costs @ prices`, where `a`
-and `prices` come from the dual variables of `DualBudgets` (budgets.py). Unavailable
+and `prices` come from the dual variables of `DualBudgets` (budgets.py), raised for a
+resource the frame's earlier calls have already overspent (predicted costs). Unavailable
 backends and remote backends of `local_only` sites are masked before the argmax.
 
 Propensity (for off-policy evaluation): with probability `epsilon` the policy picks
@@ -282,6 +283,9 @@ class AdaptivePolicy(Policy):
         self.sites: dict[str, _SiteModel] = {}
         self._memory = FrameMemory()
         self._frame_gap: OrderedDict[str, float] = OrderedDict()
+        # per frame, predicted: what its calls cost, then what the largest backends would have
+        # cost (2 * N_RESOURCES floats, RESOURCES order); see DualBudgets
+        self._frame_spent: OrderedDict[str, list[float]] = OrderedDict()
         self._observed: OrderedDict[str, None] = OrderedDict()
         self._class_counts = [0.0, 0.0]  # labelled yes/no frames whose truth was no / yes
         self.skipped_updates = 0
@@ -324,8 +328,11 @@ class AdaptivePolicy(Policy):
             raise PolicyError(f"adaptive: site {site.site_id}: no backend is available{rule}")
         return allowed
 
-    def _scores(self, model: _SiteModel, x: np.ndarray) -> tuple[list[float], list[float], list[float]]:
-        """Per backend: posterior mean accuracy, its posterior sd, and the cost penalty.
+    def _scores(
+        self, model: _SiteModel, x: np.ndarray, spent: list[float] | None = None
+    ) -> tuple[list[float], list[float], list[float], list[float]]:
+        """Per backend: posterior mean accuracy, its posterior sd, the cost penalty (priced
+        after what the frame has `spent`), and the predicted costs (K*R, RESOURCES order).
 
         Two small matrix products in numpy (`x @ wa`, then the K quadratic forms); the
         K-sized arithmetic in plain floats, which is faster than numpy calls on 3-element
@@ -338,13 +345,13 @@ class AdaptivePolicy(Policy):
         var = (model.y_quad @ x).tolist()
         cost = [0.0 if c < 0.0 else c for c in map(operator.add, out[k:], model.prior_flat)]  # = max(c, 0.0)
         r = N_RESOURCES
-        p0, p1, p2 = self.budgets.prices(cost[(k - 1) * r : k * r])  # RESOURCES: latency_ms, energy_j, bytes
+        p0, p1, p2 = self.budgets.prices(cost[(k - 1) * r : k * r], spent)  # RESOURCES: latency_ms, energy_j, bytes
         noise = cfg.noise
         mean = list(map(operator.add, model.acc_prior_list, out[:k]))
         sd = [noise * math.sqrt(v) if v > 0.0 else 0.0 for v in var]
         it = iter(cost)
         penalty = [c0 * p0 + c1 * p1 + c2 * p2 for c0, c1, c2 in zip(it, it, it, strict=True)]
-        return mean, sd, penalty
+        return mean, sd, penalty, cost
 
     def _draw(
         self, mean: list[float], sd: list[float], penalty: list[float], allowed: list[bool], samples: int
@@ -374,7 +381,9 @@ class AdaptivePolicy(Policy):
         model = self._site(site)
         allowed = self._allowed(site, model, context.available)
         values = self._feature_values(site, context)
-        mean, sd, penalty = self._scores(model, np.array(values, dtype=np.float64))
+        frame_id = context.frame.frame_id
+        spent = self._frame_spent.get(frame_id)
+        mean, sd, penalty, cost = self._scores(model, np.array(values, dtype=np.float64), spent)
         m = self.config.propensity_samples
         winners = self._draw(mean, sd, penalty, allowed, m + 1)
         eps = self.config.epsilon
@@ -385,8 +394,10 @@ class AdaptivePolicy(Policy):
         # keeps a winner the draws happened to miss from being logged with probability 0.
         p_ts = max(winners.count(index) - (winners[0] == index), 1) / m
         propensity = (1.0 - eps) * p_ts + eps / sum(allowed)
+        if self.budgets.active_any:
+            self._note_spent(frame_id, spent, cost, index)
         if self.targets.accuracy_gap is not None:
-            self._note_gap(context.frame.frame_id, mean, sd, index)
+            self._note_gap(frame_id, mean, sd, index)
         return Decision(index=index, propensity=min(propensity, 1.0), features=tuple(values))
 
     def probabilities(
@@ -396,11 +407,23 @@ class AdaptivePolicy(Policy):
         estimated from `samples` Thompson draws, epsilon mixing included."""
         model = self._site(site)
         allowed = self._allowed(site, model, available if available is not None else [True] * model.k)
-        mean, sd, penalty = self._scores(model, np.asarray(features, dtype=np.float64))
+        mean, sd, penalty, _ = self._scores(model, np.asarray(features, dtype=np.float64))
         winners = self._draw(mean, sd, penalty, allowed, samples)
         eps = self.config.epsilon
         wins = np.bincount(winners, minlength=model.k) / samples
         return (1.0 - eps) * wins + np.where(allowed, eps / sum(allowed), 0.0)
+
+    def _note_spent(self, frame_id: str, spent: list[float] | None, cost: list[float], index: int) -> None:
+        """Add the chosen and the largest backend's predicted costs to the frame's (see
+        DualBudgets.prices and end_frame); forgotten when the frame is observed."""
+        r = N_RESOURCES
+        both = cost[index * r : (index + 1) * r] + cost[-r:]
+        if spent is None:
+            self._frame_spent[frame_id] = both
+            while len(self._frame_spent) > _MAX_REMEMBERED_FRAMES:
+                self._frame_spent.popitem(last=False)
+        else:
+            spent[:] = map(operator.add, spent, both)
 
     def _note_gap(self, frame_id: str, mean: list[float], sd: list[float], index: int) -> None:
         """Add this call's predicted accuracy loss against the largest backend to its frame.
@@ -460,8 +483,9 @@ class AdaptivePolicy(Policy):
             cb += np.multiply.outer(x, residual)
             model.set_ctheta(k)
             model.n_cost[k] += 1
+        spent = self._frame_spent.pop(trace.frame_id, None)
         gap = min(self._frame_gap.pop(trace.frame_id, 0.0), 1.0) if self._frame_gap else 0.0
-        self.budgets.end_frame(_frame_cost(trace), gap)
+        self.budgets.end_frame(_frame_cost(trace), gap, None if spent is None else spent[N_RESOURCES:])
 
     def update(self, trace: Trace, reward: float | None) -> None:
         """Credit `reward` to every call of `trace`. None or NaN: costs only (no label)."""
@@ -530,6 +554,7 @@ class AdaptivePolicy(Policy):
             "rng": self.rng.bit_generator.state,
             "sites": {sid: m.arrays() for sid, m in self.sites.items()},
             "frame_gap": dict(self._frame_gap),
+            "frame_spent": {k: list(v) for k, v in self._frame_spent.items()},
             "observed": list(self._observed),
             "class_counts": list(self._class_counts),
         }
@@ -565,6 +590,8 @@ class AdaptivePolicy(Policy):
         self.rng = rng
         self.sites = sites
         self._frame_gap = OrderedDict((str(k), float(v)) for k, v in state.get("frame_gap", {}).items())
+        spent = state.get("frame_spent", {})
+        self._frame_spent = OrderedDict((str(k), [float(c) for c in v]) for k, v in spent.items())
         self._observed = OrderedDict((str(k), None) for k in state.get("observed", []))
         self._class_counts = [float(c) for c in state.get("class_counts", (0.0, 0.0))]
 

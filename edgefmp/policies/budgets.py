@@ -11,8 +11,15 @@ where p_j is the (sampled) chance backend j gets the call right, c_jk its predic
 resource k and T_k the per-frame target. `lambda_k` rises after every frame that spent more
 than T_k and falls (never below 0) after frames that spent less: projected dual subgradient
 ascent, whose guarantee is that the running mean of the frame cost exceeds the target by at
-most lambda_max / (step * frames). With an accuracy-gap target, `a` is itself a dual
+most lambda_max * S_k / (step * frames). With an accuracy-gap target, `a` is itself a dual
 variable (the price of accuracy) and the fixed objective becomes the cost of `minimize`.
+
+The subgradient (frame cost / T_k - 1) is divided by S_k = max(1, R_k / T_k), where R_k is
+the mean cost of a frame had every call gone to the largest backend (the policy reports it,
+see `end_frame`): the subgradient is then at most about 1 whatever the target. Without it a
+target of 5% of the largest's cost makes one remote call a 20-fold violation, the price
+jumps twenty steps at once and, while it decays, the calls that never go remote are pushed
+from a good local model to a weak one for the sake of a fraction of a millisecond.
 """
 
 from __future__ import annotations
@@ -133,9 +140,13 @@ class DualBudgets:
         self.weights = targets.weight_vector()
         # Three resources: plain floats beat numpy's per-call overhead on the per-frame path.
         self._active_idx = [i for i in range(N_RESOURCES) if self.active[i]]
+        self.active_any = bool(self._active_idx)
         self._inv_budget = [1.0 / float(self.budget[i]) if self.active[i] else 0.0 for i in range(N_RESOURCES)]
         self._lam = [0.0] * N_RESOURCES
         self._cost_sum = [0.0] * N_RESOURCES
+        self._ref_sum = [0.0] * N_RESOURCES  # sum of R_k over the frames that reported it
+        self._ref_frames = 0
+        self._scale = [1.0] * N_RESOURCES  # S_k
         self.mu = float(mu_init) if targets.accuracy_gap is not None else 1.0
         self.frames = 0
         self.gap_sum = 0.0
@@ -153,26 +164,49 @@ class DualBudgets:
         """The factor `a` in front of the chance of a correct call."""
         return self.mu
 
-    def prices(self, ref_cost: Sequence[float] | None = None) -> list[float]:
+    def prices(self, ref_cost: Sequence[float] | None = None, spent: Sequence[float] | None = None) -> list[float]:
         """Price per unit of each resource (RESOURCES order), so that
         score = a * p - sum(cost * price).
 
         `ref_cost` (the largest backend's predicted cost) normalises the minimised resource
-        under an accuracy-gap target, so that its cost lies in [0, 1]. Plain floats: the
-        policy combines them with three-element cost vectors per backend, where numpy's
-        per-call overhead would dominate.
+        under an accuracy-gap target, so that its cost lies in [0, 1]. `spent` (what the
+        frame's earlier calls cost, RESOURCES order) raises the price of a resource the frame
+        has already overspent to what it would be if the frame ended now: the duals move only
+        between frames, so without it a frame whose first call went to a remote model would
+        price its second call as if nothing had been spent, and a frame of several calls
+        could spend many frames' budget at once (a latency spike, then a price spike that
+        pushes the following frames to the weakest models). Plain floats: the policy
+        combines them with three-element cost vectors per backend, where numpy's per-call
+        overhead would dominate.
         """
+        prices = self._prices if spent is None else self._prices_after(spent)
         if self.targets.accuracy_gap is not None and ref_cost is not None:
             ref = float(ref_cost[self._minimize])
             if ref > 0:
-                prices = list(self._prices)
+                prices = list(prices)
                 prices[self._minimize] += 1.0 / ref
-                return prices
-        return self._prices
+        return prices
+
+    def _prices_after(self, spent: Sequence[float]) -> list[float]:
+        """The prices after a dual step on `spent`, for the resources it overspends only."""
+        raised: list[float] | None = None
+        for i in self._active_idx:
+            over = spent[i] * self._inv_budget[i] - 1.0
+            if over > 0.0:
+                if raised is None:
+                    raised = list(self._prices)
+                lam = min(self._lam[i] + self.step * over / self._scale[i], self.lambda_max)
+                raised[i] = lam * self._inv_budget[i] + float(self.weights[i])
+        return self._prices if raised is None else raised
 
     def pressure(self) -> float:
         """A single number in [0, 1] for the context: how hard the budgets bite now."""
         return self._pressure
+
+    def _rescale(self) -> None:
+        if self._ref_frames:
+            n = self._ref_frames
+            self._scale = [max(1.0, s / n * b) for s, b in zip(self._ref_sum, self._inv_budget, strict=True)]
 
     def _refresh(self) -> None:
         self._prices = [self._lam[i] * self._inv_budget[i] + float(self.weights[i]) for i in range(N_RESOURCES)]
@@ -180,9 +214,13 @@ class DualBudgets:
 
     # ---------------------------------------------------------------- learning
 
-    def end_frame(self, frame_cost: Sequence[float], frame_gap: float = 0.0) -> None:
+    def end_frame(
+        self, frame_cost: Sequence[float], frame_gap: float = 0.0, largest_cost: Sequence[float] | None = None
+    ) -> None:
         """Dual ascent after one frame: `frame_cost` in RESOURCES order, `frame_gap` the
-        predicted accuracy loss (in [0, 1]) of this frame's choices against the largest.
+        predicted accuracy loss (in [0, 1]) of this frame's choices against the largest,
+        `largest_cost` the predicted cost of the frame's calls had they all gone to the
+        largest backend (R_k of the module docstring; None when unknown).
 
         The gap is predicted by the policy's own models, not observed: when a cheap backend
         ran, nobody measured what the largest would have said on that frame.
@@ -192,11 +230,16 @@ class DualBudgets:
         for i in range(N_RESOURCES):
             c = float(frame_cost[i])
             self._cost_sum[i] += c if math.isfinite(c) else 0.0
+        if largest_cost is not None and all(math.isfinite(float(c)) for c in largest_cost):
+            self._ref_frames += 1
+            for i in range(N_RESOURCES):
+                self._ref_sum[i] += float(largest_cost[i])
+            self._rescale()
         if self._active_idx:
             for i in self._active_idx:
                 c = float(frame_cost[i])
                 violation = c * self._inv_budget[i] - 1.0 if math.isfinite(c) else 0.0
-                self._lam[i] = min(max(self._lam[i] + self.step * violation, 0.0), self.lambda_max)
+                self._lam[i] = min(max(self._lam[i] + self.step * violation / self._scale[i], 0.0), self.lambda_max)
             self._refresh()
         if self.targets.accuracy_gap is not None:
             eps = self.targets.accuracy_gap / 100.0
@@ -216,6 +259,8 @@ class DualBudgets:
             "frames": self.frames,
             "cost_sum": np.array(self._cost_sum),
             "gap_sum": self.gap_sum,
+            "ref_sum": np.array(self._ref_sum),
+            "ref_frames": self._ref_frames,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -229,6 +274,10 @@ class DualBudgets:
         self.frames = int(state["frames"])
         self._cost_sum = [float(v) for v in np.asarray(state["cost_sum"], dtype=np.float64).reshape(N_RESOURCES)]
         self.gap_sum = float(state["gap_sum"])
+        if "ref_sum" in state:  # absent from states saved before the subgradient was scaled
+            self._ref_sum = [float(v) for v in np.asarray(state["ref_sum"], dtype=np.float64).reshape(N_RESOURCES)]
+            self._ref_frames = int(state["ref_frames"])
+        self._rescale()
         self._refresh()
 
 

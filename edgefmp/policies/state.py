@@ -21,12 +21,9 @@ Writes go to a temporary file in the same folder, are flushed and fsync'ed, then
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -35,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgefmp.errors import PolicyError
+from edgefmp.files import atomic_write_bytes
 from edgefmp.policies.base import Policy
 
 log = logging.getLogger(__name__)
@@ -92,35 +90,6 @@ def _decode(obj: Any, arrays: Any, where: str) -> Any:
     if isinstance(obj, list):
         return [_decode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
     return obj
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
 
 
 def write_state(state: dict[str, Any], path: str | Path, policy: str = "") -> None:

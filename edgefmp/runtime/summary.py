@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from edgefmp.errors import ConfigError
+from edgefmp.files import write_text_atomic
 from edgefmp.runtime.source_base import SourceEvent, SourceStats
 from edgefmp.trace import Cost, Trace
 
@@ -217,15 +217,7 @@ class RunSummary:
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write `to_json()` to `path` atomically (a reader never sees half a file)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the run summary to {target}: {exc.strerror or exc}") from exc
-        return target
+        return write_text_atomic(path, json.dumps(self.to_json(), indent=2) + "\n", "the run summary")
 
     # --- display ---------------------------------------------------------------------------
 

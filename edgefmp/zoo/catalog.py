@@ -2,9 +2,10 @@
 
 The OpenCV tier comes first (zero weights), then the on-device models by size, then the
 largest model, which the remote tier serves. Cost priors come from the manifests (params) and,
-once `edgefmp zoo evaluate` has run, from measured latency, and each model's `accuracy:` (the
-policies' accuracy prior) from the same evaluation; a figure not measured is left out rather
-than guessed.
+once `edgefmp zoo evaluate` has run, from measured latency, and each backend's `accuracy:` (the
+policies' accuracy prior) from the same evaluation, the OpenCV tier's included (its detection
+score under detect, its attribute score under verify / classify / vqa); a figure not measured
+is left out rather than guessed.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ import yaml
 
 from edgefmp.backends.catalog import load_catalog
 from edgefmp.backends.manifest import read_sidecar
+from edgefmp.zoo.evaluate import CLASSICAL_PRECISION, TASK_ATTRIBUTES, TASK_DETECT, series_name
 from edgefmp.zoo.export import FP32_FILE, INT8_FILE
 
 DETECTORS = ("shapedet-s", "shapedet-m", "shapedet-l")
 ATTRIBUTES = ("attrnet-s", "attrnet-m", "attrnet-l")
 LARGEST = {"detect": "shapedet-xl", "attributes": "attrnet-xl"}
+# The OpenCV tier, first under every function it serves; `edgefmp zoo evaluate` builds its
+# backend from this same entry.
+CLASSICAL: dict[str, Any] = {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
+FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}  # a zoo model's precision -> its file
 
 HEADER = """\
 # The demo zoo's catalog, written by `edgefmp zoo build` / `edgefmp zoo evaluate` (do not edit by
@@ -36,18 +42,31 @@ HEADER = """\
 
 
 def accuracy_priors(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Per "<model>/<file>": the model's metric averaged over every evaluated condition (clean
-    and each corruption at each severity), i.e. its expected share of right answers on camera
-    streams whose conditions vary: detector F1 (a box right in place, colour and shape),
-    attribute accuracy (colour and shape both right)."""
+    """Per "<model>/<file>" (a zoo model) or "<backend>/<task>" (the OpenCV tier, e.g.
+    "shapes-cv/detect"): the metric averaged over every evaluated condition (clean and each
+    corruption at each severity), i.e. the expected share of right answers on camera streams
+    whose conditions vary: detection F1 (a box right in place, colour and shape), attribute
+    accuracy (colour and shape both right)."""
     sums: dict[str, list[float]] = {}
     for row in rows:
         value = row.get("f1", row.get("acc"))
         if value is None:
             continue
-        file = INT8_FILE if row["precision"] == "int8" else FP32_FILE
-        sums.setdefault(f"{row['model']}/{file}", []).append(float(value))
+        file = FILES.get(row["precision"])
+        key = f"{row['model']}/{file}" if file else series_name(row["model"], row["precision"], row["task"])
+        sums.setdefault(key, []).append(float(value))
     return {key: sum(v) / len(v) for key, v in sums.items()}
+
+
+def classical_entry(task: str | None, accuracy: dict[str, float] | None = None) -> dict[str, Any]:
+    """The OpenCV tier's entry, with the `accuracy:` it measured on `task` (TASK_DETECT or
+    TASK_ATTRIBUTES) when the evaluation has it; `task` None: no accuracy."""
+    entry: dict[str, Any] = {"name": CLASSICAL["name"], "kind": CLASSICAL["kind"]}
+    key = series_name(CLASSICAL["name"], CLASSICAL_PRECISION, task) if task else None
+    if key is not None and accuracy is not None and key in accuracy:
+        entry["accuracy"] = round(accuracy[key], 4)
+    entry["options"] = copy.deepcopy(CLASSICAL["options"])
+    return entry
 
 
 def _entry(
@@ -86,20 +105,18 @@ def catalog_data(
     def file_of(name: str) -> str:
         return FP32_FILE if precision.get(name) == "fp32" else INT8_FILE
 
-    def classical() -> dict[str, Any]:
-        return {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
-
-    detect = [classical()] + [_entry(models_dir, n, file_of(n), latency, accuracy) for n in DETECTORS]
+    detect = [classical_entry(TASK_DETECT, accuracy)]
+    detect += [_entry(models_dir, n, file_of(n), latency, accuracy) for n in DETECTORS]
     detect.append(_entry(models_dir, LARGEST["detect"], file_of(LARGEST["detect"]), latency, accuracy))
     attrs = [_entry(models_dir, n, file_of(n), latency, accuracy) for n in ATTRIBUTES]
     attrs.append(_entry(models_dir, LARGEST["attributes"], file_of(LARGEST["attributes"]), latency, accuracy))
     functions: dict[str, Any] = {"detect": detect}
     for fn in ("verify", "classify", "vqa"):
-        functions[fn] = [classical()] + [copy.deepcopy(e) for e in attrs]
+        functions[fn] = [classical_entry(TASK_ATTRIBUTES, accuracy)] + [copy.deepcopy(e) for e in attrs]
     # Whole-frame questions (`answer`, the routing baseline's monolithic models): the OpenCV tier,
     # then each detector answering from its own detections. A detector's F1 is not its answers'
-    # accuracy, so these entries carry no `accuracy:`.
-    functions["answer"] = [classical()] + [
+    # accuracy, so these entries, the OpenCV tier's too, carry no `accuracy:`.
+    functions["answer"] = [classical_entry(None)] + [
         {k: v for k, v in copy.deepcopy(e).items() if k != "accuracy"} for e in detect[1:]
     ]
     return {"version": 1, "name": "edgefmp-zoo", "functions": functions}

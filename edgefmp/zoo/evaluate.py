@@ -6,6 +6,10 @@ Every condition uses the same scenes (same seed), so differences between conditi
 the corruption alone. Detector: mAP@0.5 over the 24 "colour shape" classes, and F1 at the
 manifest's score threshold. Attributes: share of crops with colour and shape both right.
 
+The OpenCV tier (the catalog's `classical` backend) is scored the same way on the same scenes,
+through its own `infer`, at full resolution: it works on whole camera frames and on crops cut
+from them at their own size, not on the models' resized inputs (see evaluate_classical).
+
 Latency is p50 over batch-1 runs after a separate warm-up, with 1 and 2 intra-op threads.
 """
 
@@ -16,22 +20,34 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgefmp.backends import processing
 from edgefmp.backends.manifest import Manifest, read_sidecar
-from edgefmp.errors import ConfigError
+from edgefmp.backends.registry import backend_class
+from edgefmp.errors import BackendError, ConfigError
+from edgefmp.results import Answer, ClassifyRequest, Detections, DetectRequest
 from edgefmp.scenes import CORRUPTIONS, ShapeSample
-from edgefmp.zoo.data import AttrSet, Condition, DetSet, make_sets
-from edgefmp.zoo.export import INPUT_NAME, feeds_of
+from edgefmp.zoo.data import FRAME_HW, AttrSet, Condition, DetSet, make_sets
+from edgefmp.zoo.export import DET_LABELS, INPUT_NAME, feeds_of
 from edgefmp.zoo.metrics import DetectionScorer
 from edgefmp.zoo.specs import DET_INPUT_HW
+
+if TYPE_CHECKING:
+    from edgefmp.backends.base import Backend
+    from edgefmp.backends.catalog import BackendSpec
 
 log = logging.getLogger(__name__)
 
 TEST_SEED = 1000
+
+# Every row says what it scored (`task`), and the OpenCV tier's rows say `precision: classical`.
+TASK_DETECT, TASK_ATTRIBUTES = "detect", "attributes"
+METRIC = {TASK_DETECT: "map50", TASK_ATTRIBUTES: "acc"}  # the headline metric of each task's tables
+CLASSICAL_PRECISION = "classical"
+EVAL_CROP_MARGIN = 0.1  # of the box size on each side, as jittered_crop without jitter
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,13 @@ def condition_name(condition: Condition) -> str:
     if isinstance(condition, tuple):
         return f"{condition[0]}-{condition[1]}"
     return str(condition)
+
+
+def series_name(model: str, precision: str, task: str) -> str:
+    """What a row's scores are summarised and looked up under: a zoo model's name (each model
+    does one task), or "<backend>/<task>" for the OpenCV tier, which is scored on both tasks
+    (e.g. "shapes-cv/detect" and "shapes-cv/attributes")."""
+    return f"{model}/{task}" if precision == CLASSICAL_PRECISION else model
 
 
 def open_session(path: Path, threads: int) -> Any:
@@ -103,12 +126,21 @@ def detection_metrics(manifest: Manifest, outputs: np.ndarray, data: DetSet) -> 
 
 
 def attribute_metrics(outputs: np.ndarray, data: AttrSet, n_colors: int = 8) -> dict[str, float]:
-    color = outputs[:, :n_colors].argmax(1) == data.colors
-    shape = outputs[:, n_colors:].argmax(1) == data.shapes
+    return attribute_scores(outputs[:, :n_colors].argmax(1), outputs[:, n_colors:].argmax(1), data.colors, data.shapes)
+
+
+def attribute_scores(
+    colors: np.ndarray, shapes: np.ndarray, true_colors: np.ndarray, true_shapes: np.ndarray
+) -> dict[str, float]:
+    """Share of crops with colour and shape both right (`acc`), and each alone; a predicted
+    index of -1 (no answer) is wrong."""
+    color = np.asarray(colors) == np.asarray(true_colors)
+    shape = np.asarray(shapes) == np.asarray(true_shapes)
+    n = len(color)
     return {
-        "acc": float((color & shape).mean()) if len(data) else 0.0,
-        "color_acc": float(color.mean()) if len(data) else 0.0,
-        "shape_acc": float(shape.mean()) if len(data) else 0.0,
+        "acc": float((color & shape).mean()) if n else 0.0,
+        "color_acc": float(color.mean()) if n else 0.0,
+        "shape_acc": float(shape.mean()) if n else 0.0,
     }
 
 
@@ -138,9 +170,10 @@ def evaluate_accuracy(
         det, attr = make_sets(pool, cfg.n_scenes, cfg.seed, DET_INPUT_HW, condition, jitter=False)
         cname = condition_name(condition)
         for name, precision, manifest, session in sessions:
-            row: dict[str, Any] = {"model": name, "precision": precision, "condition": cname}
+            task = TASK_DETECT if manifest.postprocess.kind == "yolo" else TASK_ATTRIBUTES
+            row: dict[str, Any] = {"model": name, "precision": precision, "task": task, "condition": cname}
             try:
-                if manifest.postprocess.kind == "yolo":
+                if task == TASK_DETECT:
                     row.update(detection_metrics(manifest, run_batched(session, det.images, cfg.batch), det))
                 else:
                     row.update(attribute_metrics(run_batched(session, attr.images, cfg.batch), attr))
@@ -151,6 +184,121 @@ def evaluate_accuracy(
             if on_step is not None:
                 on_step(f"{name} {precision} {cname}")
     return rows
+
+
+def evaluate_classical(
+    spec: BackendSpec,
+    pool: Sequence[ShapeSample],
+    cfg: EvalConfig,
+    on_step: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Two rows per condition for a catalog's OpenCV backend (`spec`, e.g. shapes-cv): its
+    detection (task "detect": mAP@0.5 and F1) and its attributes (task "attributes": acc,
+    color_acc, shape_acc), precision "classical".
+
+    The scenes are evaluate_accuracy's (same seed, same corruptions) composed at the camera's
+    240x320 (FRAME_HW) rather than stretched to the detectors' 96x128, because at run time the
+    OpenCV tier is given whole frames, and crops cut from them at their own size, not a model's
+    input. The backend is built as a catalog builds it (registry kind, options validated) and
+    called only through `infer`.
+    """
+    backend = open_backend(spec)
+    rows: list[dict[str, Any]] = []
+    try:
+        for condition in cfg.conditions():
+            det, _ = make_sets(pool, cfg.n_scenes, cfg.seed, FRAME_HW, condition, jitter=False)
+            cname = condition_name(condition)
+            for task, scorer in (
+                (TASK_DETECT, classical_detection_metrics),
+                (TASK_ATTRIBUTES, classical_attribute_metrics),
+            ):
+                row: dict[str, Any] = {
+                    "model": spec.name,
+                    "precision": CLASSICAL_PRECISION,
+                    "task": task,
+                    "condition": cname,
+                }
+                try:
+                    row.update(scorer(backend, det))
+                except Exception as exc:  # one failing condition must not lose the others' rows
+                    row["error"] = f"{type(exc).__name__}: {exc}"
+                    log.warning("evaluation of %s (%s) on %s failed: %s", spec.name, task, cname, exc)
+                rows.append(row)
+            if on_step is not None:
+                on_step(f"{spec.name} {cname}")
+    finally:
+        backend.close()
+    return rows
+
+
+def open_backend(spec: BackendSpec) -> Backend:
+    """The backend of a catalog entry, built as Catalog.open builds it."""
+    cls = backend_class(spec.kind)
+    return cls(spec, cls.Options.model_validate(spec.options))
+
+
+def classical_detection_metrics(backend: Backend, data: DetSet) -> dict[str, float]:
+    """mAP@0.5 and F1 of a backend's detections for all 24 "colour shape" labels.
+
+    The backend drops detections below its own score threshold, so what it returns is its
+    operating point: F1 counts all of it (score threshold 0 here).
+    """
+    class_of = {label: i for i, label in enumerate(DET_LABELS)}  # shape * 8 + colour
+    scorer = DetectionScorer(iou=0.5, score_threshold=0.0)
+    for i in range(len(data)):
+        result = backend.infer(DetectRequest(image=data.images[i], labels=tuple(DET_LABELS)))
+        if not isinstance(result, Detections):
+            raise BackendError(f"backend {backend.name!r} answered detect with {type(result).__name__}")
+        classes = [class_of[label] for label in result.labels]
+        truth = data.shapes[i] * 8 + data.colors[i]
+        scorer.add(result.boxes, result.scores, classes, data.boxes[i], truth)
+    return {"map50": scorer.map50(), "f1": scorer.f1()}
+
+
+def classical_attribute_metrics(backend: Backend, data: DetSet) -> dict[str, float]:
+    """Colour and shape of every object, asked of a backend as a program's classify call asks
+    it: a crop of the frame around the true box (the evaluation's 10% margin, at the frame's
+    resolution) and the 24 "colour shape" options. A crop where the backend finds no shape
+    (BackendError) counts as wrong."""
+    options = tuple(DET_LABELS)
+    pred_colors: list[int] = []
+    pred_shapes: list[int] = []
+    for i in range(len(data)):
+        for box in data.boxes[i]:
+            request = ClassifyRequest(image=margin_crop(data.images[i], box), options=options)
+            try:
+                result = backend.infer(request)
+            except BackendError as exc:
+                log.debug("%s: no answer for a crop: %s", backend.name, exc)
+                pred_colors.append(-1)
+                pred_shapes.append(-1)
+                continue
+            if not isinstance(result, Answer) or result.text not in options:
+                raise BackendError(
+                    f"backend {backend.name!r} answered classify with {result!r}, not one of the options"
+                )
+            k = options.index(result.text)
+            pred_shapes.append(k // 8)
+            pred_colors.append(k % 8)
+    true_colors = np.concatenate(data.colors) if len(data) else np.zeros(0, np.int64)
+    true_shapes = np.concatenate(data.shapes) if len(data) else np.zeros(0, np.int64)
+    return attribute_scores(np.asarray(pred_colors), np.asarray(pred_shapes), true_colors, true_shapes)
+
+
+CLASSICAL_SCORERS = ((TASK_DETECT, classical_detection_metrics), (TASK_ATTRIBUTES, classical_attribute_metrics))
+
+
+def margin_crop(frame: np.ndarray, box: Sequence[float], margin: float = EVAL_CROP_MARGIN) -> np.ndarray:
+    """The part of `frame` inside `box` widened by `margin` of its size on each side, at the
+    frame's resolution: the evaluation crop of `jittered_crop(..., jitter=False)` unresized."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = margin * (x2 - x1), margin * (y2 - y1)
+    fh, fw = frame.shape[:2]
+    a = int(np.clip(np.floor(x1 - mx), 0, fw - 1))
+    b = int(np.clip(np.floor(y1 - my), 0, fh - 1))
+    c = int(np.clip(np.ceil(x2 + mx), a + 1, fw))
+    d = int(np.clip(np.ceil(y2 + my), b + 1, fh))
+    return np.ascontiguousarray(frame[b:d, a:c])
 
 
 def measure_latencies(

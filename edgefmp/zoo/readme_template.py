@@ -60,6 +60,15 @@ clean, and noise / blur / low_light / jpeg / downscale at severities 1-5 applied
 frame. "sev k" averages the five corruptions at severity k; a corruption's column averages its
 five severities. In percent.
 
+`shapes-cv/detect` and `shapes-cv/attributes` are the OpenCV tier (`kind: classical`, no
+weights, first in `catalog.yaml`), scored the same way on the same scenes through its own
+`infer`: detect asked for the 24 colour-shape labels, and one classify call per object crop over
+the same 24 options. It works at full resolution at run time, so it is evaluated on the 240x320
+frames and on crops cut from them at their own size (same boxes and 10% margin as attrnet's
+64x64 crops), not on the models' resized inputs. A crop where it finds no shape counts as wrong.
+The catalog's `accuracy:` of each backend is its mean over all {conditions} conditions of
+detection F1 (detect) or attribute accuracy (verify / classify / vqa).
+
 {accuracy}
 
 Small models are trained on clean scenes with fewer steps, larger ones longer on clean plus

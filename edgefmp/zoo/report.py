@@ -1,5 +1,5 @@
-"""`edgefmp zoo evaluate`: measure every model and precision, write eval.json, README.md and
-the catalog's cost priors.
+"""`edgefmp zoo evaluate`: measure every model and precision, and the catalog's OpenCV tier,
+write eval.json, README.md and the catalog's cost and accuracy priors.
 
 The README is generated from the measurements so its numbers and the command that made them
 cannot drift apart; rerun the command to refresh it.
@@ -15,31 +15,46 @@ from typing import Any
 
 import numpy as np
 
+from edgefmp.backends.catalog import BackendSpec
 from edgefmp.scenes import CORRUPTIONS, load_shape_pool
-from edgefmp.zoo.catalog import accuracy_priors, write_catalog
+from edgefmp.zoo.catalog import CLASSICAL, accuracy_priors, write_catalog
 from edgefmp.zoo.env import environment
-from edgefmp.zoo.evaluate import EvalConfig, evaluate_accuracy, load_manifest, measure_latencies, model_files
+from edgefmp.zoo.evaluate import (
+    CLASSICAL_PRECISION,
+    METRIC,
+    TASK_ATTRIBUTES,
+    TASK_DETECT,
+    EvalConfig,
+    evaluate_accuracy,
+    evaluate_classical,
+    load_manifest,
+    measure_latencies,
+    model_files,
+    series_name,
+)
 from edgefmp.zoo.readme_template import README_TEMPLATE
 from edgefmp.zoo.specs import ZOO
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = (1, 2, 3, 4, 5)
+PRECISIONS = ("fp32", "int8", CLASSICAL_PRECISION)  # the order of a series' lines in the tables
 
 
 def metric_of(family: str) -> str:
-    return "map50" if family == "shapedet" else "acc"
+    """The headline metric of a zoo model family ("shapedet" or "attrnet")."""
+    return METRIC[TASK_DETECT if family == "shapedet" else TASK_ATTRIBUTES]
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
-    """(model, precision) -> clean, mean per severity (`sev1`..), mean per kind, mean corrupted."""
+    """(series, precision) -> clean, mean per severity (`sev1`..), mean per kind, mean corrupted,
+    of the row's task's metric; a series is a zoo model or the OpenCV tier's task (series_name)."""
     out: dict[tuple[str, str], dict[str, float]] = {}
     for row in rows:
         if "error" in row:
             continue
-        key = (row["model"], row["precision"])
-        metric = metric_of(row["model"].split("-")[0])
-        out.setdefault(key, {})[row["condition"]] = float(row[metric])
+        key = (series_name(row["model"], row["precision"], row["task"]), row["precision"])
+        out.setdefault(key, {})[row["condition"]] = float(row[METRIC[row["task"]]])
     summary: dict[tuple[str, str], dict[str, float]] = {}
     for key, by_cond in out.items():
         s: dict[str, float] = {"clean": by_cond.get("clean", float("nan"))}
@@ -64,7 +79,8 @@ def choose_precision(
     max_drop: float = 0.01,
 ) -> dict[str, str]:
     """int8 where it is faster (2 threads, p50) and loses at most `max_drop` clean and under
-    corruption; fp32 otherwise (the smallest models, whose calls are overhead-bound)."""
+    corruption; fp32 otherwise (the smallest models, whose calls are overhead-bound). Only the
+    fp32 and int8 series of `names` are read: the OpenCV tier has no precision to choose."""
     out: dict[str, str] = {}
     for name in names:
         f, q = summary.get((name, "fp32")), summary.get((name, "int8"))
@@ -116,6 +132,7 @@ def int8_table(
 
 
 def accuracy_tables(summary: dict[tuple[str, str], dict[str, float]], names: Sequence[str]) -> list[str]:
+    """One line per series of `names` and precision measured (fp32, int8, classical)."""
     lines = [
         "| model | precision | clean | sev 1 | sev 2 | sev 3 | sev 4 | sev 5 | "
         + " | ".join(CORRUPTIONS)
@@ -123,7 +140,7 @@ def accuracy_tables(summary: dict[tuple[str, str], dict[str, float]], names: Seq
         "|---|---|" + "---|" * (1 + len(SEVERITIES) + len(CORRUPTIONS) + 1),
     ]
     for name in names:
-        for precision in ("fp32", "int8"):
+        for precision in PRECISIONS:
             s = summary.get((name, precision))
             if s is None:
                 continue
@@ -133,6 +150,16 @@ def accuracy_tables(summary: dict[tuple[str, str], dict[str, float]], names: Seq
             cells.append(_pct(s.get("corrupted")))
             lines.append(f"| {name} | {precision} | " + " | ".join(cells) + " |")
     return lines
+
+
+def table_order(summary: dict[tuple[str, str], dict[str, float]]) -> list[str]:
+    """The accuracy table's series: per task (detection, then attributes) the OpenCV tier's, then
+    the zoo's models by size, as the catalog lists them (cheapest first)."""
+    out: list[str] = []
+    for task in (TASK_DETECT, TASK_ATTRIBUTES):
+        out += sorted(n for n, p in summary if p == CLASSICAL_PRECISION and n.endswith(f"/{task}"))
+        out += [m.name for m in ZOO if (TASK_DETECT if m.function == "detect" else TASK_ATTRIBUTES) == task]
+    return out
 
 
 def inventory_table(models_dir: Path, names: Sequence[str], latency: dict[str, dict[str, float]]) -> list[str]:
@@ -176,7 +203,7 @@ def write_readme(models_dir: Path, result: dict[str, Any], summary: dict[tuple[s
         scenes=cfg["scenes"],
         conditions=1 + len(CORRUPTIONS) * len(SEVERITIES),
         inventory="\n".join(inventory_table(models_dir, names, latency)),
-        accuracy="\n".join(accuracy_tables(summary, names)),
+        accuracy="\n".join(accuracy_tables(summary, table_order(summary))),
         int8="\n".join(int8_table(summary, latency, names)),
         total_size=_size(total),
         build_time=f"{build.get('timings', {}).get('total_s', float('nan')):.0f} s" if build else "not recorded",
@@ -190,13 +217,16 @@ def write_readme(models_dir: Path, result: dict[str, Any], summary: dict[tuple[s
 
 
 def run_evaluation(models_dir: Path, scenes: int, threads: int, runs: int, readme: bool, progress: Any) -> list[Path]:
-    """Measure the zoo in `models_dir`; write eval.json (always), README.md and catalog.yaml."""
+    """Measure the zoo in `models_dir` and the catalog's OpenCV tier; write eval.json (always),
+    README.md and catalog.yaml."""
     names = [m.name for m in ZOO]
     files = model_files(models_dir, names)
     cfg = EvalConfig(n_scenes=scenes, threads=threads)
     pool = load_shape_pool("test")
-    progress.start("accuracy (models x conditions)", len(files) * len(cfg.conditions()))
+    classical = BackendSpec.model_validate(CLASSICAL)
+    progress.start("accuracy (models and OpenCV x conditions)", (len(files) + 1) * len(cfg.conditions()))
     rows = evaluate_accuracy(files, pool, cfg, on_step=lambda _msg: progress.advance())
+    rows += evaluate_classical(classical, pool, cfg, on_step=lambda _msg: progress.advance())
     latency: dict[str, dict[str, float]] = {}
     progress.start("latency (1 and 2 threads)", 2)
     for t in (1, 2):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -94,6 +96,16 @@ def test_cli_profile_writes_json_and_a_profiled_catalog(zoo: Path, tmp_path: Pat
     assert det.resolve(det.model or "").is_file() and det.cost.latency_ms is not None
 
 
+def test_cli_profile_checks_its_output_paths_before_measuring(zoo: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should be")
+    result = CliRunner().invoke(app, ["profile", str(zoo), "--runs", "3", "--out", str(blocker / "p.json")])
+    assert result.exit_code != 0
+    assert "cannot write the profile" in result.output and "taken" in result.output
+    assert "profiled" not in result.output  # nothing was measured, so nothing was lost
+    assert blocker.read_text().startswith("a file")
+
+
 def test_profile_model_files_and_errors(zoo: Path, tmp_path: Path) -> None:
     data = run_profile([str(zoo.parent / "det.onnx")], runs=3, warmup=0, meter_name="estimated", batches=False)
     assert [r["function"] for r in data["backends"]] == ["detect"]
@@ -120,3 +132,29 @@ def test_bench_opens_the_catalog_with_profile_priors_and_pinned_threads(zoo: Pat
         det = cat.backends("detect")[0]
         assert det.spec.cost.latency_ms == pytest.approx(data["backends"][0]["latency_ms"]["mean"])
         assert det.spec.options["intra_op_threads"] == 1
+
+
+def test_timed_calls_cycle_over_distinct_scenes() -> None:
+    """A backend that remembers recent images (the OpenCV tier does) must be timed on new
+    frames: the calls take more distinct scenes than it remembers, in turn."""
+    from edgefmp.backends.catalog import BackendSpec
+    from edgefmp.backends.classical import RECENT_IMAGES
+    from edgefmp.bench.profile import SAMPLE_SCENES, profile_backend, sample_requests
+    from edgefmp.cost.meters import select_meter
+    from edgefmp.results import Detections
+
+    samples = sample_requests()
+    assert SAMPLE_SCENES > RECENT_IMAGES
+    assert all(len(requests) == SAMPLE_SCENES for requests in samples.values())
+    frames = samples["detect"]
+    assert len({r.image.tobytes() for r in frames}) == SAMPLE_SCENES
+    seen: list[int] = []
+
+    def detector(request: Any) -> Detections:
+        seen.append(next(i for i, r in enumerate(frames) if r.image is request.image))
+        return Detections()
+
+    spec = BackendSpec(name="seen", kind="callable", function="detect", options={"fn": detector})
+    row = profile_backend(spec, frames, select_meter("estimated"), runs=2 * SAMPLE_SCENES, warmup=3, batches=False)
+    assert row.error is None and row.latency_ms is not None and row.latency_ms.n == 2 * SAMPLE_SCENES
+    assert seen == [0, 1, 2] + [i % SAMPLE_SCENES for i in range(2 * SAMPLE_SCENES)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgefmp.bench.cases import CaseSpec, parse_budget, plan_cases, static_assignments
-from edgefmp.bench.execute import QueryTask, run_query
+from edgefmp.bench.execute import QueryTask, catalog_spec, run_query
 from edgefmp.bench.runner import SweepOptions, run_sweep
 from edgefmp.errors import ConfigError
 from tests.bench.fakes import NO_VQA_REF, REF
@@ -157,5 +157,16 @@ def test_remote_tier_behind_a_shaped_link(write_suite: Callable[..., Path]) -> N
     largest = _records(run.results[0])["largest"]
     assert largest["error"] is None and largest["calls"] >= 10
     assert largest["latency_ms"] / largest["calls"] >= 30.0
+    # The remote backends were profiled through the link before the cases ran, and that is
+    # the cost prior the cases' router starts from (not the served model's on-device time).
+    assert opts.remote_profile is not None
+    rows = {(r["function"], r["name"]): r for r in opts.remote_profile["backends"]}
+    assert rows and all(n.endswith("-remote") and r["error"] is None for (_, n), r in rows.items())
+    assert all(r["latency_ms"]["min"] >= 30.0 and r["bytes_per_call"] > 0 for r in rows.values())
+    spec = catalog_spec(opts.catalog, remote_url="http://127.0.0.1:9", remote_profile=opts.remote_profile)
+    for fn, backends in spec.functions.items():
+        row = rows[(fn, backends[-1].name)]
+        assert backends[-1].cost.latency_ms == pytest.approx(row["latency_ms"]["mean"])
+        assert backends[-1].cost.bytes_per_call == pytest.approx(row["bytes_per_call"])
     with pytest.raises(ConfigError, match="rtt"):
         run_sweep(str(write_suite()), plan_cases(["static"]), replace(opts, remote_link="rtt=fast"))

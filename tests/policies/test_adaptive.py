@@ -309,3 +309,21 @@ def test_the_decisions_own_time_counts_against_a_latency_budget() -> None:
         policy.observe(Trace(f"f{i}", 0.0, [call]))
     assert policy.budgets.mean_cost()["latency_ms"] == pytest.approx(5.0)
     assert policy.budgets.pressure() > 0.0
+
+
+def test_a_frame_over_its_budget_prices_its_next_call_at_once() -> None:
+    """Duals move between frames; within one, the calls after an expensive one pay for it."""
+    backends = (
+        BackendInfo("small", "device", prior=Cost(latency_ms=1.0), accuracy=0.5),
+        BackendInfo("large", "remote", prior=Cost(latency_ms=100.0), accuracy=0.95),
+    )
+    site = SiteInfo("s", "vqa", backends)
+    policy = AdaptivePolicy(targets={"latency_ms": 10.0}, seed=0, epsilon=0.0)
+    x = np.full(CONTEXT_DIM, 0.5)
+    first = [policy.choose(site, one_context(site, x, fid=f"f{i}")).index for i in range(20)]
+    assert first == [1] * 20  # nothing priced yet: each frame's first call goes to the accurate one
+    second = [policy.choose(site, one_context(site, x, fid=f"f{i}")).index for i in range(20)]
+    assert second == [0] * 20  # the same frames, already 10x over their latency budget
+    call = CallRecord("s", "vqa", "large", 1, {}, cost=Cost(latency_ms=200.0), features=list(x))
+    policy.observe(Trace("f0", 0.0, [call]))
+    assert "f0" not in policy.state_dict()["frame_spent"] and "f1" in policy.state_dict()["frame_spent"]

@@ -53,6 +53,38 @@ def test_dual_ascent_rises_when_over_and_falls_when_under() -> None:
     assert duals.mean_cost()["latency_ms"] == pytest.approx((20 + 100 * 100) / 202)
 
 
+def test_prices_within_a_frame_rise_only_for_what_it_already_overspent() -> None:
+    targets = Targets(latency_ms=10.0, energy_j=1.0)
+    duals = DualBudgets(targets, step=0.1, lambda_max=1.0)
+    assert duals.prices(spent=[5.0, 0.5, 1e9]) == duals.prices() == [0.0, 0.0, 0.0]  # within budget
+    ended = DualBudgets(targets, step=0.1, lambda_max=1.0)
+    ended.end_frame([30.0, 0.5, 0.0])
+    raised = duals.prices(spent=[30.0, 0.5, 1e9])  # as if the frame ended now, for latency only
+    assert raised[0] > 0.0 and raised[0] == pytest.approx(ended.prices()[0]) and raised[1:] == [0.0, 0.0]
+    assert duals.lam[0] == 0.0  # nothing moved: the frame has not ended
+    assert duals.prices(spent=[1e6, 0.0, 0.0])[0] == pytest.approx(1.0 / 10.0)  # capped at lambda_max
+
+
+def test_a_target_far_below_the_largest_cost_moves_its_price_in_proportion() -> None:
+    """With a target at 5% of what the largest backends cost, one frame on them is a 20-fold
+    violation; the subgradient is measured against that scale, so the price moves one step,
+    not twenty, and a frame far under the target lowers it by at most a twentieth of a step."""
+    duals = DualBudgets(Targets(latency_ms=10.0), step=0.1, lambda_max=5.0)
+    duals.end_frame([210.0, 0.0, 0.0], largest_cost=[200.0, 0.0, 0.0])  # on the largest backends
+    assert duals.lam[0] == pytest.approx(0.1 * 20.0 / 20.0)
+    assert duals.prices(spent=[210.0, 0.0, 0.0])[0] == pytest.approx((0.1 + 0.1) / 10.0)
+    duals.end_frame([0.0, 0.0, 0.0], largest_cost=[200.0, 0.0, 0.0])
+    assert duals.lam[0] == pytest.approx(0.1 - 0.1 / 20.0)
+    unscaled = DualBudgets(Targets(latency_ms=10.0), step=0.1, lambda_max=5.0)
+    unscaled.end_frame([210.0, 0.0, 0.0])  # no reference reported: the plain subgradient
+    assert unscaled.lam[0] == pytest.approx(2.0)
+    resumed = DualBudgets(Targets(latency_ms=10.0), step=0.1, lambda_max=5.0)
+    resumed.load_state_dict(duals.state_dict())
+    resumed.end_frame([0.0, 0.0, 0.0])
+    duals.end_frame([0.0, 0.0, 0.0])
+    assert resumed.lam[0] == pytest.approx(duals.lam[0])  # the scale survives a restart
+
+
 def test_state_round_trip_keeps_only_targeted_prices() -> None:
     a = DualBudgets(Targets(latency_ms=10.0, energy_j=1.0))
     for _ in range(5):

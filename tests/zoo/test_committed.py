@@ -103,3 +103,26 @@ def test_catalog_accuracy_priors_are_the_evaluation_means() -> None:
     assert checked == 8
     sizes = [b.accuracy for b in spec.functions["detect"][1:]]
     assert sizes == sorted(sizes)  # larger detectors are more accurate under the evaluated conditions
+
+
+def test_catalog_classical_accuracy_is_its_evaluation_mean() -> None:
+    """shapes-cv's `accuracy:` is its detection F1 (detect) or attribute accuracy (verify,
+    classify, vqa) averaged over every condition of models/eval.json; `answer` has none."""
+    import json
+
+    from edgefmp.zoo.catalog import accuracy_priors
+
+    rows = json.loads((MODELS / "eval.json").read_text())["rows"]
+    classical = [r for r in rows if r["precision"] == "classical"]
+    conditions = {r["condition"] for r in rows if r["precision"] != "classical"}
+    for task, metric in (("detect", "f1"), ("attributes", "acc")):
+        mine = [r for r in classical if r["task"] == task]
+        assert {r["condition"] for r in mine} == conditions and all("error" not in r for r in mine)
+        assert all(0.0 <= r[metric] <= 1.0 for r in mine)
+    priors = accuracy_priors(rows)
+    spec = load_catalog(CATALOG)
+    for fn, key in (("detect", "detect"), ("verify", "attributes"), ("classify", "attributes"), ("vqa", "attributes")):
+        backend = spec.functions[fn][0]
+        assert backend.name == "shapes-cv" and backend.kind == "classical"
+        assert backend.accuracy == pytest.approx(priors[f"shapes-cv/{key}"], abs=1e-4)
+    assert spec.functions["answer"][0].name == "shapes-cv" and spec.functions["answer"][0].accuracy is None

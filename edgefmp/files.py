@@ -1,0 +1,76 @@
+"""Writing output files so that a crash or a bad path never loses what was there or what
+was measured.
+
+Every output goes to a temporary file in the target's folder, is flushed and fsync'ed, then
+`os.replace`d over the target, and the folder is fsync'ed: a process killed at any point
+(SIGKILL included) leaves the previous file or the new one, never a torn one. Commands that
+measure for minutes call `prepare_output` on their output paths first, so that a path they
+cannot write is reported before the work, not after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from edgefmp.errors import ConfigError
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def prepare_output(path: str | os.PathLike[str], what: str) -> Path:
+    """Create the folder of output `path`; a ConfigError naming `what` and the path if that
+    is impossible (a file in the way, no permission) or if `path` is a folder."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {what} to {target}: its folder {target.parent} cannot be created "
+            f"({exc.strerror or exc}); choose another path"
+        ) from exc
+    if target.is_dir():
+        raise ConfigError(f"cannot write {what} to {target}: it is a folder; give a file name")
+    return target
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, what: str) -> Path:
+    """`text` (UTF-8) to `path` atomically, its folder created; errors as ConfigError."""
+    target = prepare_output(path, what)
+    try:
+        atomic_write_bytes(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {what} to {target}: {exc.strerror or exc}; choose another path") from exc
+    return target
+
+
+__all__ = ["atomic_write_bytes", "prepare_output", "write_text_atomic"]
