@@ -3,12 +3,15 @@
 For every call site and every backend the policy keeps two ridge (Bayesian linear) models
 over the CONTEXT_DIM context features of `edgefmp.policies.context`:
 
-- accuracy: P(correct | x) ~ m_k + theta . x, posterior N(theta, noise^2 A^-1);
+- accuracy: P(correct | x) ~ m_k + theta . x, posterior N(theta, sigma_k^2 A^-1);
   A = s_k * I + sum w x x^T, kept as A^-1 by Sherman-Morrison rank-1 updates so an update
   costs O(d^2) and no matrix is ever inverted. m_k is the backend's offline accuracy
   (BackendInfo.accuracy, the catalog's `accuracy:`) held with s_k = accuracy_prior_strength,
   or prior_mean with s_k = prior_precision when the catalog has none. The weight w is 1, or
-  with `balance` the inverse share of a yes/no frame's truth class (see `_class_weight`);
+  with `balance` the inverse share of a yes/no frame's truth class (see `_class_weight`).
+  sigma_k = noise * 2 sqrt(m_k (1 - m_k)): a right-or-wrong outcome whose chance is m_k has
+  that standard deviation (relative to a coin's 0.5), so a model known to be right 95% of
+  the time is explored less than one with no prior, whose sigma is `noise` itself;
 - cost: latency_ms, energy_j, bytes per call ~ prior + Theta^T x, a ridge on the residual
   from the backend's prior (BackendInfo.prior, i.e. the catalog / `edgefmp profile`), so
   with no data it predicts the prior and with data it follows what was measured.
@@ -146,6 +149,7 @@ class _SiteModel:
         # A backend with an offline accuracy (catalog `accuracy:`) starts at that mean, held
         # as firmly as `accuracy_prior_strength` observations; the others at prior_mean.
         self.acc_prior = np.array([cfg.prior_mean if b.accuracy is None else b.accuracy for b in site.backends])
+        self.base_noise = cfg.noise
         for i, backend in enumerate(site.backends):
             strength = cfg.prior_precision if backend.accuracy is None else cfg.accuracy_prior_strength
             self.a_inv[i] = np.eye(d) / strength
@@ -180,6 +184,8 @@ class _SiteModel:
         self.prior_flat = self.cost_prior.reshape(-1).tolist()
         self.prior_rows = self.cost_prior.tolist()
         self.acc_prior_list = self.acc_prior.tolist()
+        p = np.clip(self.acc_prior, 0.05, 0.95)
+        self.noise_list = (self.base_noise * 2.0 * np.sqrt(p * (1.0 - p))).tolist()  # sigma_k (module docstring)
 
     def set_theta(self, i: int) -> None:
         np.matmul(self.a_rows[i], self.b_rows[i], out=self.theta_rows[i])
@@ -338,7 +344,6 @@ class AdaptivePolicy(Policy):
         K-sized arithmetic in plain floats, which is faster than numpy calls on 3-element
         vectors.
         """
-        cfg = self.config
         k = model.k
         np.matmul(x, model.wa, out=model.y)
         out = model.y_head.tolist()
@@ -346,9 +351,8 @@ class AdaptivePolicy(Policy):
         cost = [0.0 if c < 0.0 else c for c in map(operator.add, out[k:], model.prior_flat)]  # = max(c, 0.0)
         r = N_RESOURCES
         p0, p1, p2 = self.budgets.prices(cost[(k - 1) * r : k * r], spent)  # RESOURCES: latency_ms, energy_j, bytes
-        noise = cfg.noise
         mean = list(map(operator.add, model.acc_prior_list, out[:k]))
-        sd = [noise * math.sqrt(v) if v > 0.0 else 0.0 for v in var]
+        sd = [n * math.sqrt(v) if v > 0.0 else 0.0 for n, v in zip(model.noise_list, var, strict=True)]
         it = iter(cost)
         penalty = [c0 * p0 + c1 * p1 + c2 * p2 for c0, c1, c2 in zip(it, it, it, strict=True)]
         return mean, sd, penalty, cost
@@ -529,13 +533,16 @@ class AdaptivePolicy(Policy):
     # ------------------------------------------------------------------ inspection
 
     def predict(self, site_id: str, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Posterior mean accuracy and predicted cost vectors of every backend of a site."""
+        """Per backend of a site: posterior mean accuracy, its posterior sd (what Thompson
+        sampling draws with, before `explore`) and the predicted cost vector."""
         model = self.sites.get(site_id)
         if model is None:
             raise PolicyError(f"adaptive: no model for site {site_id!r} yet")
         x = np.asarray(features, dtype=np.float64)
         cost = np.maximum(model.cost_prior + x @ model.ctheta, 0.0)
-        return {"accuracy": model.acc_prior + model.theta @ x, "cost": cost}
+        var = np.maximum(np.einsum("i,kij,j->k", x, model.a_inv, x), 0.0)
+        sd = np.asarray(model.noise_list) * np.sqrt(var)
+        return {"accuracy": model.acc_prior + model.theta @ x, "accuracy_sd": sd, "cost": cost}
 
     def memory_bytes(self, site_id: str) -> int:
         """Bytes of numpy state one site holds."""

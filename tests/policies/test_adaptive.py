@@ -245,7 +245,16 @@ def test_catalog_accuracy_is_the_prior_and_data_moves_it() -> None:
     x[0] = 1.0
     policy = AdaptivePolicy(seed=0, epsilon=0.0)
     picks = [policy.choose(site, one_context(site, x, fid=str(i))).index for i in range(300)]
-    np.testing.assert_allclose(policy.predict("s", x)["accuracy"], [0.6, 0.9, 0.5])
+    prediction = policy.predict("s", x)
+    np.testing.assert_allclose(prediction["accuracy"], [0.6, 0.9, 0.5])
+    # Right-or-wrong outcomes: a backend right 90% of the time is sampled with the spread of
+    # that Bernoulli, 2 sqrt(0.9 * 0.1) = 0.6 of the unmeasured one's at the same precision.
+    sd = prediction["accuracy_sd"]
+    assert sd[1] / sd[0] == pytest.approx(math.sqrt(0.9 * 0.1) / math.sqrt(0.6 * 0.4), rel=0.05)
+    fresh = AdaptivePolicy(seed=0)
+    fresh.choose(site, one_context(site, x))
+    unmeasured = fresh.predict("s", x)["accuracy_sd"]
+    assert unmeasured[2] == pytest.approx(0.5 * math.sqrt(float(x @ x) / 1.0))  # noise, precision 1
     # The prior alone already separates the measured backends; the unmeasured one is explored.
     assert picks.count(1) > 0.6 * len(picks) and picks.count(0) < 0.02 * len(picks)
     assert picks.count(2) > 0.05 * len(picks)
