@@ -304,6 +304,7 @@ def bench_summary(
 
 
 def profile(
+    ctx: typer.Context,
     targets: Annotated[list[str], typer.Argument(help="a catalog YAML, or ONNX model files")],
     out_path: Annotated[Path | None, typer.Option("--out", help="profile JSON (default: print only)")] = None,
     runs: Annotated[int, typer.Option(min=2, help="timed calls per backend")] = 100,
@@ -333,6 +334,7 @@ def profile(
                 prepare_output(path, what)
         data = run_profile(
             targets,
+            command=_command_line(ctx),
             runs=runs,
             warmup=warmup,
             meter_name=meter,

@@ -309,9 +309,11 @@ def run_profile(
     batches: bool = True,
     on_backend: Any = None,
     threads: int | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Profile every backend of `targets`; returns the profile JSON (see `PROFILE_FORMAT`).
-    `threads` pins ONNX Runtime's thread pools (as `edgefmp bench` does per worker)."""
+    `threads` pins ONNX Runtime's thread pools (as `edgefmp bench` does per worker);
+    `command`, the command line that made it, is recorded so the profile can be made again."""
     if runs < 2:
         raise ConfigError(f"profile: --runs must be >= 2 for percentiles, got {runs}")
     specs, label = specs_from_targets(targets)
@@ -336,6 +338,7 @@ def run_profile(
         "format": PROFILE_FORMAT,
         "version": PROFILE_VERSION,
         "source": label,
+        "command": command,
         "runs": runs,
         "warmup": warmup,
         "meter": meter.describe(),
@@ -356,6 +359,7 @@ def profile_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Profile of {data['source']}",
         "",
+        *([f"Command: `{data['command']}`  "] if data.get("command") else []),
         f"{data['runs']} timed calls per backend after {data['warmup']} warm-up calls; energy meter: {data['meter']}; "
         f"ONNX Runtime threads: {data.get('threads') or 'as in the catalog'}; {data['created']}.  ",
         f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "

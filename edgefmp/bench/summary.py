@@ -145,7 +145,7 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
         f"Wall time: {float(d.get('seconds', 0.0)):.0f} s with {opts.get('workers')} worker(s) "
         f"and {opts.get('threads')} thread(s) each. Catalog `{d.get('catalog', {}).get('name')}`, "
         f"suite digest {s.get('digest')}.  ",
-        f"Remote tier: {d.get('catalog', {}).get('remote_tier') or 'none'}.  ",
+        f"Remote tier: {d.get('catalog', {}).get('remote_tier') or 'none'}{_remote_costs(opts)}.  ",
         f"Full results: [results.md]({_link(result.folder / 'results.md', page_dir)}), "
         f"[results.json]({_link(result.folder / 'results.json', page_dir)}).",
         "",
@@ -220,6 +220,16 @@ def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | 
     for r in results:
         lines += suite_section(r, page_dir)
     return "\n".join(lines) + "\n"
+
+
+def _remote_costs(opts: dict[str, Any]) -> str:
+    """What a call to the remote tier cost when the bench profiled it (its router's prior)."""
+    rows = [r for r in (opts.get("remote_profile") or {}).get("backends", []) if r.get("latency_ms")]
+    if not rows:
+        return ""
+    means = sorted(float(r["latency_ms"]["mean"]) for r in rows)
+    span = f"{means[0]:.1f} ms" if means[-1] - means[0] < 0.05 else f"{means[0]:.1f} to {means[-1]:.1f} ms"
+    return f"; a call took {span} on average when profiled before the cases (the router's prior)"
 
 
 def write_summary(results: Sequence[SuiteResult], out: str | Path, command: str | None = None) -> Path:

@@ -182,3 +182,8 @@ def test_summary_of_a_quick_bench(write_suite: Callable[..., Path], tmp_path: Pa
         summary_markdown([], page)
     missing = CliRunner().invoke(app, ["bench-summary", str(tmp_path / "nope"), "--out", str(page)])
     assert missing.exit_code == 2 and "cannot read the results" in missing.output
+    assert "when profiled before the cases" not in text  # no remote tier, no remote prior
+    rows = [{"name": n, "latency_ms": {"mean": m}} for n, m in (("a-remote", 55.5), ("b-remote", 42.0))]
+    data["options"]["remote_profile"] = {"backends": [*rows, {"name": "failed", "latency_ms": None}]}
+    (res / "results.json").write_text(json.dumps(data))
+    assert "a call took 42.0 to 55.5 ms on average when profiled" in summary_markdown([load_results(res)], page)

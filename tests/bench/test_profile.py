@@ -89,6 +89,8 @@ def test_cli_profile_writes_json_and_a_profiled_catalog(zoo: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
     data = read_profile(out)
     assert data["format"] == "edgefmp.profile" and data["runs"] == 3
+    assert data["command"].startswith(f"edgefmp profile {zoo} --out {out}") and "--runs 3" in data["command"]
+    assert f"Command: `{data['command']}`" in out.with_suffix(".md").read_text()
     assert "| detect | toy-det |" in out.with_suffix(".md").read_text()
     spec = load_catalog(cat)  # relative model paths were rewritten for the new folder
     det = spec.functions["detect"][0]
