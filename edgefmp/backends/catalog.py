@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgefmp.backends.base import Backend
-from edgefmp.backends.registry import backend_class
+from edgefmp.backends.registry import backend_class, create_backend
 from edgefmp.errors import BackendUnavailable, ConfigError
 from edgefmp.results import FUNCTIONS
 
@@ -176,9 +176,8 @@ class Catalog:
                 created[fn] = []
                 skipped: list[str] = []
                 for b in specs:
-                    backend_cls = backend_class(b.kind)
                     try:
-                        backend = backend_cls(b, backend_cls.Options.model_validate(b.options))
+                        backend = create_backend(b)
                     except BackendUnavailable as exc:
                         # A backend this machine cannot run (no TensorRT, no GPU) must not stop
                         # the others: the catalog serves what it can, and says what it skipped.

@@ -9,6 +9,7 @@ from edgefmp.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgefmp.backends.base import Backend
+    from edgefmp.backends.catalog import BackendSpec
 
 BACKEND_KINDS: dict[str, str] = {
     "classical": "edgefmp.backends.classical:ClassicalBackend",
@@ -36,3 +37,10 @@ def backend_class(kind: str) -> type[Backend]:
         raise ConfigError(f"backend kind {kind!r} cannot be loaded: {exc}") from exc
     cls: type[Backend] = getattr(module, attr)
     return cls
+
+
+def create_backend(spec: BackendSpec) -> Backend:
+    """The backend of one catalog entry, its `options` validated by its kind's Options model
+    (a typo in an option fails here, naming the field)."""
+    cls = backend_class(spec.kind)
+    return cls(spec, cls.Options.model_validate(spec.options))

@@ -32,7 +32,7 @@ import numpy as np
 
 from edgefmp.backends.base import Backend
 from edgefmp.backends.catalog import BackendSpec, CostPrior, load_catalog
-from edgefmp.backends.registry import backend_class
+from edgefmp.backends.registry import create_backend
 from edgefmp.bench.machine import environment, gpu_used_mb, peak_rss_mb, reset_peak_rss, rss_mb
 from edgefmp.cost.meters import EnergyMeter, busy_power_w, select_meter
 from edgefmp.errors import ConfigError
@@ -150,9 +150,8 @@ def sample_requests(seed: int = 0, scenes: int = SAMPLE_SCENES) -> dict[str, lis
 
 
 def _create(spec: BackendSpec) -> tuple[Backend, float]:
-    cls = backend_class(spec.kind)
     t0 = time.perf_counter()
-    backend = cls(spec, cls.Options.model_validate(spec.options))
+    backend = create_backend(spec)
     return backend, (time.perf_counter() - t0) * 1e3
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgefmp.backends import processing
 from edgefmp.backends.manifest import Manifest, read_sidecar
-from edgefmp.backends.registry import backend_class
+from edgefmp.backends.registry import create_backend
 from edgefmp.errors import BackendError, ConfigError
 from edgefmp.results import Answer, ClassifyRequest, Detections, DetectRequest
 from edgefmp.scenes import CORRUPTIONS, ShapeSample
@@ -202,7 +202,7 @@ def evaluate_classical(
     input. The backend is built as a catalog builds it (registry kind, options validated) and
     called only through `infer`.
     """
-    backend = open_backend(spec)
+    backend = create_backend(spec)
     rows: list[dict[str, Any]] = []
     try:
         for condition in cfg.conditions():
@@ -229,12 +229,6 @@ def evaluate_classical(
     finally:
         backend.close()
     return rows
-
-
-def open_backend(spec: BackendSpec) -> Backend:
-    """The backend of a catalog entry, built as Catalog.open builds it."""
-    cls = backend_class(spec.kind)
-    return cls(spec, cls.Options.model_validate(spec.options))
 
 
 def classical_detection_metrics(backend: Backend, data: DetSet) -> dict[str, float]:

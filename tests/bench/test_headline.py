@@ -112,7 +112,9 @@ def test_checks_pass_on_rows_that_meet_the_claims() -> None:
     ("rows", "key", "expected"),
     [
         (_rows(adaptive_metric=0.88), "1", "no adaptive case within tolerance"),  # 2 points below
-        (_rows(adaptive_ms=6.0), "1", "94.0% latency"),  # within tolerance, saves only 94%
+        (_rows(adaptive_ms=6.0), "1", "94.0% latency, 96.0% energy"),  # within tolerance, saves only 94%
+        (_rows(adaptive_ms=6.0), "1", "the energy part holds, not the other"),
+        (_rows(adaptive_j=0.2), "1", "the latency part holds, not the other"),  # 80% of the energy saved
         (_rows(adaptive_j=0.6), "2", "paper@w=1 (accuracy 0.850, 20 ms, 0.5 J): none"),  # costs more energy
         (_rows(adaptive_metric=0.885), "4", "routing@w=1 (accuracy 0.840, 5 ms, 0.05 J): none"),  # +4.5 < 5
     ],
