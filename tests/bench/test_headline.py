@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from edgefmp.bench.metrics import (
     CaseSummary,
+    Check,
     Convergence,
     RunFacts,
     check_convergence,
@@ -25,7 +26,7 @@ from edgefmp.bench.metrics import (
     learning_curve,
 )
 from edgefmp.bench.record import CaseRecord
-from edgefmp.bench.summary import SuiteResult, combined_wall, load_results, summary_markdown
+from edgefmp.bench.summary import SuiteResult, combined_wall, load_results, status_cell, summary_markdown
 from edgefmp.cli import app
 from edgefmp.errors import ConfigError
 from tests.bench.fakes import REF
@@ -189,3 +190,13 @@ def test_summary_of_a_quick_bench(write_suite: Callable[..., Path], tmp_path: Pa
     data["options"]["remote_profile"] = {"backends": [*rows, {"name": "failed", "latency_ms": None}]}
     (res / "results.json").write_text(json.dumps(data))
     assert "a call took 42.0 to 55.5 ms on average when profiled" in summary_markdown([load_results(res)], page)
+
+
+def test_the_table_says_which_half_of_a_missed_claim_holds() -> None:
+    def check(status: str, held: list[str]) -> Check:
+        return Check("1", "claim", status, "text", {"holds_for": held})
+
+    assert status_cell(check("MISS", ["latency_ms"])) == "MISS (latency holds)"
+    assert status_cell(check("MISS", [])) == "MISS"
+    assert status_cell(check("PASS", ["latency_ms", "energy_j"])) == "PASS"
+    assert status_cell(None) == "NOT RUN"
