@@ -124,10 +124,39 @@ def environment() -> dict[str, Any]:
             for name in ("edgefmp", "numpy", "onnxruntime", "opencv-python-headless", "torch", "pydantic", "easy-vqa")
         },
     }
+    commit = source_commit()
+    if commit is not None:
+        env["commit"] = commit
     gpu = gpu_info()
     if gpu is not None:
         env["gpu"] = gpu
     return env
 
 
-__all__ = ["environment", "gpu_info", "gpu_used_mb", "peak_rss_mb", "reset_peak_rss", "rss_mb"]
+def source_commit() -> str | None:
+    """The git commit of the edgefmp checkout that measured, with "+dirty" when the package's
+    tracked files differ from it (results and suites written since do not count), so a
+    committed result names the code that made it; None for an installed package or no git."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "edgefmp"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
+__all__ = ["environment", "gpu_info", "source_commit", "gpu_used_mb", "peak_rss_mb", "reset_peak_rss", "rss_mb"]

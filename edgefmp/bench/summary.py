@@ -141,7 +141,9 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
         "",
         f"Command: `{d['command']}`  ",
         f"Machine: {env.get('cpu')}, {env.get('cores')} cores, {env.get('platform')}; Python {env.get('python')}, "
-        f"onnxruntime {versions.get('onnxruntime', '?')}; energy meter: {', '.join(meters)}.  ",
+        f"onnxruntime {versions.get('onnxruntime', '?')}; energy meter: {', '.join(meters)}"
+        + (f"; code at commit {env['commit'][:12]}" if env.get("commit") else "")
+        + ".  ",
         f"Wall time: {float(d.get('seconds', 0.0)):.0f} s with {opts.get('workers')} worker(s) "
         f"and {opts.get('threads')} thread(s) each. Catalog `{d.get('catalog', {}).get('name')}`, "
         f"suite digest {s.get('digest')}.  ",

@@ -171,6 +171,7 @@ def test_summary_of_a_quick_bench(write_suite: Callable[..., Path], tmp_path: Pa
     text = page.read_text()
     data = json.loads((res / "results.json").read_text())
     assert f"Command: `{data['command']}`" in text and "--quick" in text
+    assert f"code at commit {data['environment']['commit'][:12]}" in text  # the code that measured
     assert "![tiny: learning_curves](../results/tiny/learning_curves.png)" in text  # shown, not only linked
     assert "[results.md](../results/tiny/results.md)" in text and "pareto_latency.png" not in text
     largest = next(r for r in data["rows"] if r["case"] == "largest")

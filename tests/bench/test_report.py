@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from edgefmp.bench.cases import plan_cases
@@ -95,3 +96,17 @@ def test_cli_bench_writes_results_with_the_command(write_suite: Callable[..., Pa
 def test_cli_bench_bad_budget_is_a_clean_error(write_suite: Callable[..., Path]) -> None:
     result = CliRunner().invoke(app, ["bench", str(write_suite()), "--catalog", REF, "--budgets", "soon"])
     assert result.exit_code == 2 and "budget 'soon'" in result.output
+
+
+def test_the_environment_names_the_code_that_measured() -> None:
+    import subprocess
+
+    from edgefmp.bench.machine import source_commit
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout (an installed package has no commit to name)")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = source_commit()
+    assert commit is not None and commit.split("+")[0] == head and len(head) == 40
+    assert environment()["commit"] == commit
