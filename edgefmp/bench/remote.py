@@ -142,8 +142,8 @@ __all__ = [
     "REMOTE_OPTIONS",
     "SERVED_MODEL",
     "pin_onnx_threads",
-    "profile_remote",
     "pinned_copy",
+    "profile_remote",
     "serve_largest",
     "with_remote_largest",
 ]
