@@ -465,6 +465,12 @@ def _desc(row: CaseSummary, metric: str) -> str:
     return f"{row.case} ({metric} {_m(row.metric)}, {row.latency_ms or 0:.3g} ms, {row.energy_j or 0:.3g} J)"
 
 
+def held_parts(held: Sequence[str]) -> str:
+    """The halves of claim (1) in `holds_for` (cost keys) in words: "latency", "latency and energy"."""
+    names = {"latency_ms": "latency", "energy_j": "energy"}
+    return " and ".join(names.get(k, k) for k in held)
+
+
 def check_savings(rows: Sequence[CaseSummary], metric: str, tolerance: float = TOLERANCE) -> Check:
     """(1) An adaptive case within 1 point of always-largest at <= 5% of its latency and of its
     energy. Among the adaptive cases within tolerance, the one whose worse saving (latency or
@@ -514,8 +520,7 @@ def check_savings(rows: Sequence[CaseSummary], metric: str, tolerance: float = T
         ]
         data["holds_for"] = held
         if status == MISS and held:
-            names = {"latency_ms": "latency", "energy_j": "energy"}
-            text += f"; the {' and '.join(names[k] for k in held)} part holds, not the other"
+            text += f"; the {held_parts(held)} part holds, not the other"
     else:
         best = max(adaptive, key=lambda r: r.metric or 0.0)
         data.update(case=None, closest=best.case, metric=best.metric, savings=_saved(best, largest))
@@ -670,6 +675,7 @@ __all__ = [
     "f1",
     "gap_curve",
     "headline_checks",
+    "held_parts",
     "hypervolume",
     "learning_curve",
     "normalised",

@@ -23,7 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from edgefmp.bench.cases import LARGEST
-from edgefmp.bench.metrics import INFO, MISS, NOT_RUN, PASS, WALL_BUDGET_S, Check, Convergence, pct, ratio
+from edgefmp.bench.metrics import (
+    INFO,
+    MISS,
+    NOT_RUN,
+    PASS,
+    WALL_BUDGET_S,
+    Check,
+    Convergence,
+    held_parts,
+    pct,
+    ratio,
+)
 from edgefmp.bench.report import RESULTS_VERSION, checks_lines, fmt, headline_from_results, learning_lines
 from edgefmp.errors import ConfigError
 from edgefmp.files import write_text_atomic
@@ -230,8 +241,7 @@ def status_cell(check: Check | None) -> str:
         return NOT_RUN
     held = check.data.get("holds_for") if check.status == MISS else None
     if held:
-        names = {"latency_ms": "latency", "energy_j": "energy"}
-        return f"{check.status} ({' and '.join(names.get(k, k) for k in held)} holds)"
+        return f"{check.status} ({held_parts(held)} holds)"
     return check.status
 
 

@@ -177,7 +177,6 @@ def load_policy_state(policy: Policy, path: str | Path) -> dict[str, Any]:
 __all__ = [
     "STATE_FORMAT",
     "STATE_VERSION",
-    "atomic_write_bytes",
     "load_policy_state",
     "read_state",
     "save_policy_state",
