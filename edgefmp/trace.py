@@ -28,7 +28,10 @@ class Cost:
     money: float = 0.0
 
     def __add__(self, other: Cost) -> Cost:
-        sources = {self.energy_source, other.energy_source} - {"none"}
+        # Labels are sets of meter names joined by "+": split them, or sums of sums grow
+        # "rapl+rapl+estimated" instead of staying "estimated+rapl".
+        sources = set(self.energy_source.split("+")) | set(other.energy_source.split("+"))
+        sources -= {"none", ""}
         return Cost(
             latency_ms=self.latency_ms + other.latency_ms,
             energy_j=self.energy_j + other.energy_j,

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from edgefmp.backends.manifest import read_sidecar
-from edgefmp.errors import EdgeFMPError
+from edgefmp.errors import EdgeFMPError, ExportError
+from edgefmp.export.verify import Tolerance, default_tolerance
 from edgefmp.scenes import load_shape_pool
 from edgefmp.zoo.data import AttrSet, DetSet, make_sets
 from edgefmp.zoo.env import environment
@@ -34,11 +36,13 @@ from edgefmp.zoo.export import (
     FP32_FILE,
     INT8_FILE,
     base_manifest,
+    embed_verified,
     export_fp32,
     feeds_of,
     graph_facts,
     publish,
     quantize,
+    verify_export,
 )
 from edgefmp.zoo.specs import DET_INPUT_HW, ZooModel
 
@@ -76,6 +80,17 @@ class BuildConfig:
     threads: int = 2
     calib_method: str = "minmax"
     quant_format: str = "qdq"
+    # Floor on the cosine similarity of int8 outputs to the torch model's (None: the int8
+    # default, 0.9). A variant below it is dropped, not an error: barely trained --quick models
+    # often fall below.
+    int8_min_cosine: float | None = None
+
+    def int8_tolerance(self) -> Tolerance:
+        """What an int8 export is held to."""
+        default = default_tolerance("int8-static")
+        if self.int8_min_cosine is None:
+            return default
+        return replace(default, min_cosine=self.int8_min_cosine)
 
     @classmethod
     def quick(cls, threads: int = 2) -> BuildConfig:
@@ -168,6 +183,18 @@ def _accuracy(
     }
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def staging_folder(out: Path, name: str) -> Path:
+    """Where a model is exported before it replaces `out/<name>` (same filesystem, hidden)."""
+    return out / f".{name}.partial"
+
+
 def export_model(
     model: ZooModel,
     module: Any,
@@ -177,12 +204,48 @@ def export_model(
     test: tuple[DetSet, AttrSet],
     cfg: BuildConfig,
 ) -> dict[str, Any]:
-    """Export fp32 and int8 into `out/<name>/`, verified and with manifests; returns a summary."""
+    """Export fp32 and int8 into `out/<name>/`, verified and with manifests; returns a summary.
+
+    The files are written into a staging folder that replaces `out/<name>/` only once every
+    file is verified and has its manifest: an export that fails leaves the previous model
+    as it was and nothing half-written. An int8 variant that fails verification is dropped
+    (logged, recorded in the summary) and the model ships as fp32 only; fp32 failing
+    verification, or any export step raising, is an ExportError.
+    """
+    folder = out / model.name
+    previous = {p: _previous_accuracy(folder / f) for p, f in (("fp32", FP32_FILE), ("int8", INT8_FILE))}
+    stage = staging_folder(out, model.name)
+    _remove(stage)
+    try:
+        summary = _export_files(model, module, train_images, losses, stage, test, cfg)
+    except BaseException as exc:
+        _remove(stage)
+        if isinstance(exc, EdgeFMPError):
+            raise ExportError(f"{model.name} not exported ({folder} left as it was): {exc}") from exc
+        raise
+    old = out / f".{model.name}.old"
+    _remove(old)
+    if folder.exists():
+        folder.rename(old)
+    stage.rename(folder)
+    _remove(old)
+    for precision, prev in previous.items():
+        summary[precision]["previous_accuracy"] = prev
+    return summary
+
+
+def _export_files(
+    model: ZooModel,
+    module: Any,
+    train_images: np.ndarray,
+    losses: Sequence[float],
+    folder: Path,
+    test: tuple[DetSet, AttrSet],
+    cfg: BuildConfig,
+) -> dict[str, Any]:
     import torch
 
-    folder = out / model.name
     fp32, int8 = folder / FP32_FILE, folder / INT8_FILE
-    previous = {p: _previous_accuracy(folder / f) for p, f in (("fp32", FP32_FILE), ("int8", INT8_FILE))}
     export_fp32(module, model, fp32)
     params, flops = graph_facts(fp32, model)
     extra = {
@@ -208,30 +271,42 @@ def export_model(
         reference = [{out_name: module(torch.from_numpy(f["images"])).numpy()} for f in parity_feeds]
     acc32 = _accuracy(fp32, model.family, manifest, test_det, test_attr, cfg)
     m32 = publish(fp32, manifest, "fp32", flops, parity_feeds, reference, accuracy=acc32)
-    calibration = quantize(
-        fp32, int8, _calibration_images(train_images, cfg.calib_images, model.seed), cfg.calib_method, cfg.quant_format
-    )
-    acc8 = _accuracy(int8, model.family, manifest, test_det, test_attr, cfg)
-    m8 = publish(int8, manifest, "int8-static", flops, parity_feeds, reference, calibration=calibration, accuracy=acc8)
-    return {
+    summary: dict[str, Any] = {
         "name": model.name,
         "params": params,
         "flops": flops,
         "fp32": {
-            "file": str(fp32.relative_to(out)),
+            "status": "published",
+            "file": f"{model.name}/{FP32_FILE}",
             "bytes": fp32.stat().st_size,
             "accuracy": acc32,
-            "previous_accuracy": previous["fp32"],
             "sha256": m32.sha256,
         },
-        "int8": {
-            "file": str(int8.relative_to(out)),
-            "bytes": int8.stat().st_size,
-            "accuracy": acc8,
-            "previous_accuracy": previous["int8"],
-            "sha256": m8.sha256,
-        },
     }
+    calibration = quantize(
+        fp32, int8, _calibration_images(train_images, cfg.calib_images, model.seed), cfg.calib_method, cfg.quant_format
+    )
+    report = verify_export(int8, manifest, "int8-static", parity_feeds, reference, cfg.int8_tolerance())
+    if not report.passed:
+        _remove(int8)
+        min_cosine = {name: o["min_cosine"] for name, o in report.outputs.items() if "min_cosine" in o}
+        log.warning(
+            "%s: int8 variant dropped, it failed verification (%s); the model ships as fp32 only",
+            model.name,
+            report.reason,
+        )
+        summary["int8"] = {"status": "dropped", "reason": report.reason, "min_cosine": min_cosine}
+        return summary
+    acc8 = _accuracy(int8, model.family, manifest, test_det, test_attr, cfg)
+    m8 = embed_verified(int8, manifest, "int8-static", flops, report, calibration=calibration, accuracy=acc8)
+    summary["int8"] = {
+        "status": "published",
+        "file": f"{model.name}/{INT8_FILE}",
+        "bytes": int8.stat().st_size,
+        "accuracy": acc8,
+        "sha256": m8.sha256,
+    }
+    return summary
 
 
 def _previous_accuracy(path: Path) -> dict[str, Any] | None:
@@ -280,6 +355,10 @@ def build_zoo(
         "machine": environment(),
         "timings": timings,
         "models": summaries,
+        "int8_dropped": [s["name"] for s in summaries if s["int8"]["status"] == "dropped"],
     }
-    (out / "build.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    path = out / "build.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
     return result

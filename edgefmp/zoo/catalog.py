@@ -11,6 +11,8 @@ is left out rather than guessed.
 from __future__ import annotations
 
 import copy
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ LARGEST = {"detect": "shapedet-xl", "attributes": "attrnet-xl"}
 # backend from this same entry.
 CLASSICAL: dict[str, Any] = {"name": "shapes-cv", "kind": "classical", "options": {"detector": "shapes"}}
 FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}  # a zoo model's precision -> its file
+
+log = logging.getLogger(__name__)
 
 HEADER = """\
 # The demo zoo's catalog, written by `edgefmp zoo build` / `edgefmp zoo evaluate` (do not edit by
@@ -93,23 +97,44 @@ def _entry(
     return entry
 
 
+def model_file(models_dir: Path, name: str, precision: str | None = None) -> str | None:
+    """The file of zoo model `name` the catalog lists: the `precision` asked for ("fp32" or
+    "int8"; default int8) when `models_dir/<name>/` has it, else the other one (a build drops an
+    int8 variant that fails verification); None when the model is not in `models_dir`."""
+    want = FP32_FILE if precision == "fp32" else INT8_FILE
+    other = INT8_FILE if want == FP32_FILE else FP32_FILE
+    for file in (want, other):
+        if (models_dir / name / file).is_file():
+            return file
+    return None
+
+
 def catalog_data(
     models_dir: Path,
     latency: dict[str, float] | None = None,
     precision: dict[str, str] | None = None,
     accuracy: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The catalog mapping; `precision` picks fp32 or int8 per model (default int8)."""
+    """The catalog mapping of the zoo models present in `models_dir`; `precision` picks fp32 or
+    int8 per model (default int8, fp32 where the int8 file is absent). A model not in
+    `models_dir` is left out with a warning, so every `model:` the catalog names exists; the
+    OpenCV tier, which needs no file, keeps every function served."""
     precision = precision or {}
+    roster = (*DETECTORS, LARGEST["detect"], *ATTRIBUTES, LARGEST["attributes"])
+    files = {n: model_file(models_dir, n, precision.get(n)) for n in roster}
+    absent = [n for n, f in files.items() if f is None]
+    if absent:
+        log.warning(
+            "catalog of %s: zoo models %s are not there and are left out (build them with `edgefmp zoo build`)",
+            models_dir,
+            ", ".join(absent),
+        )
 
-    def file_of(name: str) -> str:
-        return FP32_FILE if precision.get(name) == "fp32" else INT8_FILE
+    def entries(names: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [_entry(models_dir, n, f, latency, accuracy) for n in names if (f := files[n]) is not None]
 
-    detect = [classical_entry(TASK_DETECT, accuracy)]
-    detect += [_entry(models_dir, n, file_of(n), latency, accuracy) for n in DETECTORS]
-    detect.append(_entry(models_dir, LARGEST["detect"], file_of(LARGEST["detect"]), latency, accuracy))
-    attrs = [_entry(models_dir, n, file_of(n), latency, accuracy) for n in ATTRIBUTES]
-    attrs.append(_entry(models_dir, LARGEST["attributes"], file_of(LARGEST["attributes"]), latency, accuracy))
+    detect = [classical_entry(TASK_DETECT, accuracy)] + entries((*DETECTORS, LARGEST["detect"]))
+    attrs = entries((*ATTRIBUTES, LARGEST["attributes"]))
     functions: dict[str, Any] = {"detect": detect}
     for fn in ("verify", "classify", "vqa"):
         functions[fn] = [classical_entry(TASK_ATTRIBUTES, accuracy)] + [copy.deepcopy(e) for e in attrs]
@@ -119,7 +144,22 @@ def catalog_data(
     functions["answer"] = [classical_entry(None)] + [
         {k: v for k, v in copy.deepcopy(e).items() if k != "accuracy"} for e in detect[1:]
     ]
+    only_cv = [fn for fn, backends in functions.items() if len(backends) == 1]
+    if only_cv:
+        log.warning(
+            "catalog of %s: no zoo model serves %s; only the OpenCV tier (%s) does",
+            models_dir,
+            ", ".join(only_cv),
+            CLASSICAL["name"],
+        )
     return {"version": 1, "name": "edgefmp-zoo", "functions": functions}
+
+
+def missing_files(catalog: Path) -> list[str]:
+    """The `model:` files a catalog names that do not exist (relative to its folder)."""
+    spec = load_catalog(catalog)
+    named = {b.model: b.resolve(b.model) for backends in spec.functions.values() for b in backends if b.model}
+    return sorted(m for m, path in named.items() if not path.is_file())
 
 
 def write_catalog(
@@ -130,7 +170,7 @@ def write_catalog(
     threads: int = 2,
     accuracy: dict[str, float] | None = None,
 ) -> Path:
-    """Write `models_dir/catalog.yaml` and check that it loads."""
+    """Write `models_dir/catalog.yaml` (the zoo models present there) and check that it loads."""
     data = catalog_data(models_dir, latency, precision, accuracy)
     text = HEADER.format(where=where, threads=threads) + yaml.safe_dump(
         data, sort_keys=False, width=120, default_flow_style=None
@@ -141,3 +181,33 @@ def write_catalog(
     tmp.replace(path)
     load_catalog(path)
     return path
+
+
+def refresh_catalog(models_dir: Path) -> Path | None:
+    """Rewrite `models_dir/catalog.yaml` when it names files that are gone (a rebuild of some
+    models dropped an int8 variant that failed verification); the latency and accuracy priors
+    and precision choice of `models_dir/eval.json` are kept where it has them. Returns the
+    rewritten path, or None when there is no catalog or nothing it names is missing."""
+    path = models_dir / "catalog.yaml"
+    if not path.is_file():
+        return None
+    gone = missing_files(path)
+    if not gone:
+        return None
+    latency: dict[str, float] | None = None
+    precision: dict[str, str] | None = None
+    accuracy: dict[str, float] | None = None
+    where = "this CPU"
+    evaluation = models_dir / "eval.json"
+    if evaluation.is_file():
+        result = json.loads(evaluation.read_text(encoding="utf-8"))
+        latency = {}
+        for key, stats in result.get("latency", {}).items():
+            name, prec, threads = key.split("/")
+            if threads == "2" and prec in FILES:
+                latency[f"{name}/{FILES[prec]}"] = float(stats["p50_ms"])
+        precision = result.get("catalog_precision")
+        accuracy = accuracy_priors(result.get("rows", []))
+        where = result.get("environment", {}).get("cpu", where)
+    log.warning("%s named files that are gone (%s); rewriting it from the models present", path, ", ".join(gone))
+    return write_catalog(models_dir, latency, precision, where=where, accuracy=accuracy)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edgefmp.errors import EdgeFMPError
@@ -56,6 +57,29 @@ def _accuracy_line(entry: dict[str, Any]) -> str:
     return text
 
 
+def _refresh_catalog(out: Path) -> None:
+    """Rewrite `out`'s catalog if it names files a build removed; a problem is a warning, so it
+    never hides the build's own error."""
+    from edgefmp.zoo.catalog import refresh_catalog
+
+    if not out.is_dir():
+        return
+    try:
+        written = refresh_catalog(out)
+    except EdgeFMPError as exc:
+        console.print(f"[yellow]warning:[/] could not check {escape(str(out / 'catalog.yaml'))}: {escape(str(exc))}")
+        return
+    if written is not None:
+        console.print(f"rewrote {escape(str(written))} (it named files this build removed)")
+
+
+def _int8_line(entry: dict[str, Any]) -> str:
+    """ "int8 map50 0.905", or why the int8 variant was dropped."""
+    if entry.get("status") == "dropped":
+        return f"int8 dropped ({entry['reason']})"
+    return f"int8 {_accuracy_line(entry)}"
+
+
 def register(app: typer.Typer) -> None:
     """Add the `zoo` sub-app to the edgefmp CLI."""
     zoo = typer.Typer(help="The bundled demo zoo: build (train + export) and evaluate it.", no_args_is_help=True)
@@ -69,7 +93,8 @@ def register(app: typer.Typer) -> None:
         models: Annotated[str | None, typer.Option("--models", help="comma-separated names (default: all)")] = None,
         threads: Annotated[int, typer.Option("--threads", min=1, help="torch and ONNX Runtime threads")] = 2,
     ) -> None:
-        """Train the zoo (seeded) and export every model as ONNX fp32 and int8 with manifests."""
+        """Train the zoo (seeded) and export every model as ONNX fp32 and int8 with manifests
+        (an int8 variant that fails verification is dropped, with a warning)."""
         # OpenMP threads that sleep instead of spinning: same numbers, and on a machine shared
         # with other jobs a 2-thread build runs several times faster. Must precede torch's import.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -80,20 +105,28 @@ def register(app: typer.Typer) -> None:
         try:
             chosen = select(models)
             cfg = BuildConfig.quick(threads) if quick else BuildConfig(threads=threads)
-            with _bars() as bars:
-                result = build_zoo(out, chosen, cfg, RichProgress(bars))
-            if models is None:
-                write_catalog(out)
+            try:
+                with _bars() as bars:
+                    result = build_zoo(out, chosen, cfg, RichProgress(bars))
+                if models is None:
+                    write_catalog(out)
+            finally:
+                # A model rebuilt without its int8 variant must not stay named by an older catalog.
+                _refresh_catalog(out)
         except EdgeFMPError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
         t = result["timings"]
         console.print(
-            f"built {len(result['models'])} models into {out} in {t['total_s']:.0f} s (cpu {t['cpu_s']:.0f} s)"
+            f"built {len(result['models'])} models into {escape(str(out))} in {t['total_s']:.0f} s "
+            f"(cpu {t['cpu_s']:.0f} s)"
         )
         for m in result["models"]:
+            line = f"  {m['name']:<12} {_accuracy_line(m['fp32'])}   {_int8_line(m['int8'])}"
+            console.print(escape(line), highlight=False)
+        if result["int8_dropped"]:
             console.print(
-                f"  {m['name']:<12} {_accuracy_line(m['fp32'])}   int8 {_accuracy_line(m['int8'])}", highlight=False
+                f"[yellow]int8 dropped[/] (failed verification; fp32 kept): {escape(', '.join(result['int8_dropped']))}"
             )
 
     @zoo.command("evaluate")
@@ -111,9 +144,9 @@ def register(app: typer.Typer) -> None:
             with _bars() as bars:
                 written = run_evaluation(models_dir, scenes, threads, runs, readme, RichProgress(bars))
         except EdgeFMPError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
         for path in written:
-            console.print(f"wrote {path}")
+            console.print(f"wrote {escape(str(path))}")
 
     app.add_typer(zoo, name="zoo")

@@ -4,7 +4,8 @@ Each model gets a folder `<out>/<name>/` with `model.onnx` (fp32) and `model.int
 (int8 static, QDQ, per-channel weights, calibrated on training-split frames), each with the
 manifest embedded and beside it. The batch axis is dynamic so evaluation can batch; the
 runtime feeds batches of one. Both files are checked against the torch model (fp32 within
-1e-4, int8 by cosine similarity) and the report goes into the manifest's `verification`.
+1e-4, int8 by cosine similarity) and the report goes into the manifest's `verification`; the
+build (edgefmp.zoo.build) drops an int8 variant that fails its check and keeps the fp32 one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from edgefmp.errors import ExportError
 from edgefmp.export.flops import estimate_flops
 from edgefmp.export.publish import embed_manifest, onnx_params, tool_versions
 from edgefmp.export.quantize import StaticQuantConfig, quantize_static_int8
-from edgefmp.export.verify import default_tolerance, verify_onnx
+from edgefmp.export.verify import Tolerance, VerifyReport, default_tolerance, verify_onnx
 from edgefmp.scenes import COLORS, SHAPES
 from edgefmp.zoo.specs import ATTR_INPUT_HW, DET_INPUT_HW, ZooModel
 
@@ -128,6 +129,26 @@ def quantize(
     return quantize_static_int8(fp32, int8, feeds_of(calib_images), config)
 
 
+def verify_export(
+    path: Path,
+    manifest: Manifest,
+    precision: str,
+    parity_feeds: Sequence[dict[str, np.ndarray]],
+    reference: Sequence[dict[str, np.ndarray]],
+    tolerance: Tolerance | None = None,
+) -> VerifyReport:
+    """Check `path` (checker, output names and shapes) and compare its outputs with `reference`,
+    within `tolerance` (default: the precision's). Never raises for a failed check: the caller
+    decides what a failure means (publish raises; the zoo build drops a failed int8 variant)."""
+    return verify_onnx(
+        path,
+        parity_feeds,
+        reference_outputs=reference,
+        expected_outputs=manifest.outputs,
+        tolerance=tolerance or default_tolerance(precision),
+    )
+
+
 def publish(
     path: Path,
     manifest: Manifest,
@@ -137,16 +158,29 @@ def publish(
     reference: Sequence[dict[str, np.ndarray]],
     calibration: Calibration | None = None,
     accuracy: dict[str, Any] | None = None,
+    tolerance: Tolerance | None = None,
 ) -> Manifest:
     """Verify `path` against `reference` outputs, then embed and write its manifest.
 
     Raises ExportError when verification fails: a zoo model that does not match its source
     must not be committed.
     """
-    tol = default_tolerance(precision)
-    report = verify_onnx(
-        path, parity_feeds, reference_outputs=reference, expected_outputs=manifest.outputs, tolerance=tol
-    )
+    report = verify_export(path, manifest, precision, parity_feeds, reference, tolerance)
+    if not report.passed:
+        raise ExportError(f"{path}: verification failed: {report.reason}")
+    return embed_verified(path, manifest, precision, flops, report, calibration, accuracy)
+
+
+def embed_verified(
+    path: Path,
+    manifest: Manifest,
+    precision: str,
+    flops: int | None,
+    report: VerifyReport,
+    calibration: Calibration | None = None,
+    accuracy: dict[str, Any] | None = None,
+) -> Manifest:
+    """Embed and write the manifest of `path`, which passed verification (`report`)."""
     if not report.passed:
         raise ExportError(f"{path}: verification failed: {report.reason}")
     verification = report.to_dict()

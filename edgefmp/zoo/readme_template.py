@@ -24,6 +24,15 @@ Build time of the committed models: {build_time} wall, {build_cpu} of CPU, with
 {build_threads} torch thread(s) on {build_machine} (wall time grows with other load on the
 machine; `models/build.json` has the per-model split). Everything under models/: {total_size}.
 
+Every export is verified against the torch model before it is written (fp32 within 1e-4, int8
+by cosine similarity of the outputs, at least 0.9). An int8 variant that fails its check is
+dropped with a warning naming the model and the similarity measured, and recorded in
+`build.json` (`int8_dropped`); that model ships as fp32 only and the catalog lists its fp32
+file (a `--quick` smoke build of barely trained models often drops one or two). fp32 failing
+its check, or any export step failing, is an error; each model's folder is written whole or
+not at all, so a failed build leaves the previous files as they were. `catalog.yaml` names only
+the models present in its folder.
+
 Reproducibility: data, batches and initial weights are seeded, so a rebuild with the same
 thread count on the same kind of CPU writes bit-identical models (same sha256 in the
 manifests). A different thread count changes the order of float sums in training, and the

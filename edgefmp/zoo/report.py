@@ -80,13 +80,17 @@ def choose_precision(
 ) -> dict[str, str]:
     """int8 where it is faster (2 threads, p50) and loses at most `max_drop` clean and under
     corruption; fp32 otherwise (the smallest models, whose calls are overhead-bound). Only the
-    fp32 and int8 series of `names` are read: the OpenCV tier has no precision to choose."""
+    fp32 and int8 series of `names` are read: the OpenCV tier has no precision to choose.
+    A model with one precision measured gets that one (a build drops an int8 variant that
+    fails verification); a model with neither is left out."""
     out: dict[str, str] = {}
     for name in names:
         f, q = summary.get((name, "fp32")), summary.get((name, "int8"))
         lf, lq = latency.get(f"{name}/fp32/2"), latency.get(f"{name}/int8/2")
+        if not (f or q):
+            continue
         if not (f and q and lf and lq):
-            out[name] = "int8"
+            out[name] = "int8" if q else "fp32"
             continue
         faster = lq["p50_ms"] < 0.9 * lf["p50_ms"]
         kept = q["clean"] >= f["clean"] - max_drop and q["corrupted"] >= f["corrupted"] - max_drop

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -36,3 +38,19 @@ def test_commands_are_registered() -> None:
     assert "build" in result.output and "evaluate" in result.output
     bad = CliRunner().invoke(app, ["zoo", "build", "--models", "nope", "--out", "/nonexistent/x"])
     assert bad.exit_code == 2
+
+
+def test_error_messages_keep_brackets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich reads `[export]` as markup: unescaped, errors lose the text in brackets."""
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """root"""
+
+    monkeypatch.chdir(tmp_path)
+    bad_model = CliRunner().invoke(app, ["zoo", "build", "--models", "nope[x]", "--out", "z"])
+    assert bad_model.exit_code == 2 and "'nope[x]'" in bad_model.output, bad_model.output
+    empty = CliRunner().invoke(app, ["zoo", "evaluate", "--models-dir", "z[export]"])
+    assert empty.exit_code == 2 and "no zoo models under z[export]" in empty.output, empty.output
