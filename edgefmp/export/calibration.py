@@ -26,51 +26,52 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 Feed = dict[str, np.ndarray]
 
 
-def load_frames(path: str | Path, max_frames: int = 64) -> list[np.ndarray]:
+def load_frames(path: str | Path, max_frames: int = 64, what: str = "calibration set") -> list[np.ndarray]:
     """Read up to `max_frames` RGB uint8 frames from an image folder, one image, or a video.
 
     Frames of a video are taken evenly spaced over the clip (not the first N, which are often
     near-identical). Unreadable images in a folder are skipped with a warning; if nothing at all
-    could be read the error says where and what was looked for.
+    could be read the error says where and what was looked for. `what` names the set in
+    messages ("calibration set", "held-out set").
     """
     import cv2
 
     if max_frames < 1:
-        raise ExportError(f"calibration: max_frames must be >= 1, got {max_frames}")
+        raise ExportError(f"{what}: take at least 1 frame, not {max_frames}")
     src = Path(path)
     if not src.exists():
-        raise ExportError(f"calibration set {src}: no such file or folder")
+        raise ExportError(f"{what} {src}: no such file or folder")
     if src.is_dir():
         files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ExportError(f"calibration set {src}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise ExportError(f"{what} {src}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
         step = max(1, len(files) // max_frames)
         frames: list[np.ndarray] = []
         for file in files[::step][:max_frames]:
             bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if bgr is None:
-                log.warning("calibration: cannot read image %s; skipped", file)
+                log.warning("%s: cannot read image %s; skipped", what, file)
                 continue
             frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         if not frames:
-            raise ExportError(f"calibration set {src}: none of its {len(files)} images could be read")
+            raise ExportError(f"{what} {src}: none of its {len(files)} images could be read")
         return frames
     if src.suffix.lower() in IMAGE_SUFFIXES:
         bgr = cv2.imread(str(src), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ExportError(f"calibration image {src}: OpenCV cannot read it")
+            raise ExportError(f"{what} {src}: OpenCV cannot read the image")
         return [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)]
-    return _video_frames(src, max_frames)
+    return _video_frames(src, max_frames, what)
 
 
-def _video_frames(src: Path, max_frames: int) -> list[np.ndarray]:
+def _video_frames(src: Path, max_frames: int, what: str) -> list[np.ndarray]:
     import cv2
 
     cap = cv2.VideoCapture(str(src))
     try:
         if not cap.isOpened():
             raise ExportError(
-                f"calibration set {src}: OpenCV cannot open it as a video "
+                f"{what} {src}: OpenCV cannot open it as a video "
                 f"(give an image folder or a video: {', '.join(VIDEO_SUFFIXES)})"
             )
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -87,7 +88,7 @@ def _video_frames(src: Path, max_frames: int) -> list[np.ndarray]:
     finally:
         cap.release()
     if not frames:
-        raise ExportError(f"calibration set {src}: the video has no readable frames")
+        raise ExportError(f"{what} {src}: the video has no readable frames")
     return frames
 
 

@@ -15,7 +15,7 @@ import typer
 from edgefmp.errors import ConfigError, EdgeFMPError
 
 if TYPE_CHECKING:
-    from edgefmp.export.pipeline import ExportJob
+    from edgefmp.export.pipeline import ExportJob, SizeSpec
     from edgefmp.export.sources import SourceOptions
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,22 @@ def register(app: typer.Typer) -> None:
         ] = None,
         function: Annotated[str | None, typer.Option(help="detect, verify, vqa, classify, ocr, llm")] = None,
         precision: Annotated[
-            str, typer.Option(help="comma list of fp32, fp16, int8, int8-dynamic, int8-static")
-        ] = "fp32",
-        batch: Annotated[str, typer.Option(help="comma list of batch sizes and/or 'dynamic'")] = "dynamic",
+            str | None,
+            typer.Option(
+                help="comma list of fp32, fp16, int8, int8-dynamic, int8-static (default: fp32, or the recipe's)"
+            ),
+        ] = None,
+        batch: Annotated[
+            str | None,
+            typer.Option(help="comma list of batch sizes and/or 'dynamic' (default: dynamic, or the recipe's)"),
+        ] = None,
         sizes: Annotated[str | None, typer.Option(help="only these size tags of the recipe")] = None,
         size: Annotated[str, typer.Option(help="size tag of a single model")] = "",
         calib: Annotated[Path | None, typer.Option(help="calibration frames: an image folder or a video")] = None,
-        calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile")] = "minmax",
+        calib_method: Annotated[
+            str | None,
+            typer.Option(help="minmax, entropy or percentile (default: minmax, or the recipe's)"),
+        ] = None,
         calib_samples: Annotated[int, typer.Option(help="frames taken from --calib")] = 64,
         holdout: Annotated[Path | None, typer.Option(help="held-out frames for the task metric of fp16/int8")] = None,
         input_shape: Annotated[
@@ -76,7 +85,11 @@ def register(app: typer.Typer) -> None:
         image_size: Annotated[str | None, typer.Option(help="HxW the model expects")] = None,
         labels: Annotated[str | None, typer.Option(help="comma list of class labels")] = None,
         text_queries: Annotated[
-            str | None, typer.Option(help="comma list of prompts baked into zero-shot exports")
+            str | None,
+            typer.Option(
+                help="comma list of prompts of a zero-shot export: they become the manifest's labels "
+                "(the text ids stay graph inputs, fed by whoever runs the model)"
+            ),
         ] = None,
         opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's choice)")] = None,
         exporter: Annotated[str, typer.Option(help="torchscript or dynamo (torch: sources)")] = "torchscript",
@@ -86,6 +99,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a model to ONNX variants (and TensorRT engines), each verified and with a manifest."""
         from rich.console import Console
+        from rich.markup import escape
 
         console = Console()
         try:
@@ -118,13 +132,14 @@ def register(app: typer.Typer) -> None:
 
             results = run_job(job)
         except EdgeFMPError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            # escaped: rich would read `edgefmp[trt]` or a path with brackets as markup
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
         from edgefmp.export.report import next_commands, status_table
 
         console.print(status_table(results))
         for line in next_commands(results):
-            console.print(line)
+            console.print(escape(line), highlight=False, soft_wrap=True)  # YAML lines stay whole
         bad = [r for r in results if r.status != "passed"]
         if bad and not allow_failed:
             raise typer.Exit(1)
@@ -137,12 +152,12 @@ def build_job(
     out: Path,
     task: str | None = None,
     function: str | None = None,
-    precision: str = "fp32",
-    batch: str = "dynamic",
+    precision: str | None = None,
+    batch: str | None = None,
     sizes: str | None = None,
     size: str = "",
     calib: Path | None = None,
-    calib_method: str = "minmax",
+    calib_method: str | None = None,
     calib_samples: int = 64,
     holdout: Path | None = None,
     input_shape: str | None = None,
@@ -156,29 +171,33 @@ def build_job(
     atol: float | None = None,
     to: str = "onnx",
 ) -> ExportJob:
-    """CLI values -> ExportJob (a recipe gives sizes and defaults; flags given explicitly win)."""
-    from edgefmp.export.pipeline import ExportJob, SizeSpec
+    """CLI values -> ExportJob. A recipe gives sizes and defaults; a flag given explicitly (not
+    None) wins over the recipe, even when its value is the flag's default. Everything that can
+    be checked without loading a model is checked here, so bad options fail in a second."""
+    from edgefmp.export.pipeline import ExportJob, SizeSpec, check_out
     from edgefmp.export.quantize import CALIB_METHODS
     from edgefmp.export.recipes import load_recipe
-    from edgefmp.export.sources import SourceOptions, split_spec
+    from edgefmp.export.sources import FUNCTIONS, SourceOptions, split_spec
     from edgefmp.export.variants import parse_batches, parse_csv, parse_precisions
 
-    if calib_method not in CALIB_METHODS:
+    check_out(out)
+    if calib_method is not None and calib_method not in CALIB_METHODS:
         raise ConfigError(f"--calib-method: {calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
+    if function is not None and function not in FUNCTIONS:
+        raise ConfigError(f"--function: {function!r} is not one of {', '.join(FUNCTIONS)}")
     if exporter not in ("torchscript", "dynamo"):
         raise ConfigError(f"--exporter: {exporter!r} is not one of torchscript, dynamo")
+    if calib_samples < 1:
+        raise ConfigError(f"--calib-samples: {calib_samples} frames; take at least 1")
     targets = parse_csv(to, "--to")
     bad = [t for t in targets if t not in ("onnx", "tensorrt")]
     if bad:
         raise ConfigError(f"--to: {bad[0]!r} is not one of onnx, tensorrt")
     if "onnx" not in targets:
         targets.insert(0, "onnx")  # engines are built from the verified ONNX variants
-    if "tensorrt" in targets:
-        from edgefmp.export.tensorrt import import_tensorrt
-
-        import_tensorrt()  # a clear error before any work when TensorRT is absent
-    if calib is not None and not calib.exists():
-        raise ConfigError(f"--calib {calib}: no such file or folder")
+    for flag, frames in (("--calib", calib), ("--holdout", holdout)):
+        if frames is not None and not frames.exists():
+            raise ConfigError(f"{flag} {frames}: no such file or folder (give an image folder or a video)")
     overrides = SourceOptions(
         task=task,
         function=function,
@@ -191,8 +210,9 @@ def build_job(
         opset=opset,
         exporter=exporter,
     )
-    precisions = parse_precisions(precision)
-    batches = parse_batches(batch)
+    precisions = parse_precisions(precision) if precision is not None else ["fp32"]
+    batches: list[int | None] = parse_batches(batch) if batch is not None else [None]
+    method = calib_method or "minmax"
     specs: list[SizeSpec] = []
     if recipe is not None:
         loaded = load_recipe(recipe)
@@ -204,29 +224,46 @@ def build_job(
             opts = loaded.options(entry)
             _merge(opts, overrides)
             specs.append(SizeSpec(entry.tag, model if model and len(chosen) == 1 else entry.model, opts))
-        if precision == "fp32":  # flag left at its default: the recipe decides
-            precisions = parse_precisions(loaded.precisions)
-        if batch == "dynamic":
-            batches = parse_batches([str(b) for b in loaded.batch])
-        if calib_method == "minmax":
-            calib_method = loaded.calib_method
+        if precision is None:
+            precisions = parse_precisions(loaded.precisions, f"recipe {recipe}: field precisions")
+        if batch is None:
+            batches = parse_batches([str(b) for b in loaded.batch], f"recipe {recipe}: field batch")
+        if calib_method is None:
+            method = loaded.calib_method
     elif model:
         split_spec(model)
         specs.append(SizeSpec(size, model, overrides))
     else:
         raise ConfigError("export: give a MODEL (hf:..., torch:..., onnx:...) or --recipe FILE")
+    for spec in specs:
+        _check_source(spec)
+    if "tensorrt" in targets:
+        from edgefmp.export.tensorrt import import_tensorrt
+
+        import_tensorrt()  # a clear error before any work when TensorRT is absent
     return ExportJob(
         sizes=specs,
         precisions=precisions,
         out=out,
         batches=batches,
         calib=calib,
-        calib_method=calib_method,
+        calib_method=method,
         calib_samples=calib_samples,
         holdout=holdout,
         targets=targets,
         atol=atol,
     )
+
+
+def _check_source(spec: SizeSpec) -> None:
+    """The checks of a source that need no model loaded: an `hf:` folder and its task."""
+    from edgefmp.export.sources import split_spec
+
+    kind, target = split_spec(spec.model)
+    if kind == "hf":
+        from edgefmp.export.hf import check_source
+
+        check_source(target, spec.options.task)
 
 
 def _merge(opts: SourceOptions, overrides: SourceOptions) -> None:

@@ -55,6 +55,7 @@ TASKS: dict[str, TaskSpec] = {
     "text-generation": TaskSpec("text-generation-with-past", "llm", "AutoModelForCausalLM", "ORTModelForCausalLM"),
 }
 VLM_FAMILIES = ("idefics3", "smolvlm")
+VLM_TASK = "image-text-to-text"  # decoder-style VLMs, exported by edgefmp's own path (edgefmp.export.vlm)
 SIGMOID_DETECTORS = ("rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "conditional_detr", "dab-detr")
 # optimum writes a merged decoder (an If node over the two below) besides the separate ones;
 # we keep the separate pair: fp16 conversion cannot rewrite If subgraph outputs, and
@@ -66,15 +67,56 @@ def _is_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists()
 
 
+def supported_tasks() -> list[str]:
+    """Every `--task` an `hf:` source takes: optimum's tasks and edgefmp's own VLM path."""
+    return sorted([*TASKS, VLM_TASK])
+
+
+def check_task(spec: str, task: str | None) -> str:
+    """`task` if an `hf:` source can be exported for it; a ConfigError listing the tasks otherwise."""
+    choices = ", ".join(supported_tasks())
+    if not task:
+        raise ConfigError(f"hf:{spec}: give --task (or a recipe's `task`); supported: {choices}")
+    if task not in TASKS and task != VLM_TASK:
+        raise ConfigError(f"hf:{spec}: unsupported task {task!r}; supported: {choices}")
+    return task
+
+
+def check_model_folder(spec: str) -> None:
+    """Fail fast (before transformers is imported) when `spec` names a local folder that is
+    missing or was not written by save_pretrained; hub ids are left to transformers."""
+    where = Path(spec).expanduser()
+    if _is_path(spec) and not where.is_dir():
+        raise ConfigError(f"hf:{spec}: no such model folder (a folder saved by transformers' save_pretrained)")
+    if where.is_dir() and not (where / "config.json").is_file():
+        raise ConfigError(f"hf:{spec}: the folder has no config.json; save the model with save_pretrained()")
+
+
+def check_source(spec: str, task: str | None) -> None:
+    """The checks of an `hf:` source that load no model: the folder, the task, and (for a local
+    folder, from its config.json) whether the task fits a decoder-style VLM."""
+    check_model_folder(spec)
+    check_task(spec, task)
+    config = Path(spec).expanduser() / "config.json"
+    if not config.is_file():
+        return
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return  # transformers will say what is wrong with it
+    if (model_type in VLM_FAMILIES) != (task == VLM_TASK):
+        raise ConfigError(
+            f"hf:{spec}: a {model_type!r} model cannot be exported with --task {task}; --task {VLM_TASK} "
+            f"is for decoder-style VLMs ({', '.join(VLM_FAMILIES)}) and only for them"
+        )
+
+
 def load_config(spec: str, trust_remote_code: bool = False) -> Any:
     """The model's transformers config, with errors that say whether the folder or the id is wrong."""
     from transformers import AutoConfig
 
+    check_model_folder(spec)
     where = Path(spec).expanduser()
-    if _is_path(spec) and not where.is_dir():
-        raise ExportError(f"hf:{spec}: no such model folder (a folder saved by transformers' save_pretrained)")
-    if where.is_dir() and not (where / "config.json").is_file():
-        raise ExportError(f"hf:{spec}: the folder has no config.json; save the model with save_pretrained()")
     try:
         return AutoConfig.from_pretrained(str(where) if where.is_dir() else spec, trust_remote_code=trust_remote_code)
     except Exception as exc:
@@ -131,11 +173,12 @@ class HFSource(Source):
     # ------------------------------------------------------------------------ helpers
 
     def task_spec(self, config: Any) -> tuple[str, TaskSpec]:
-        task = self.options.task
-        if not task:
-            raise ConfigError(f"hf:{self.spec}: give --task; supported: {', '.join(sorted(TASKS))}")
-        if task not in TASKS:
-            raise ConfigError(f"hf:{self.spec}: unsupported task {task!r}; supported: {', '.join(sorted(TASKS))}")
+        task = check_task(self.spec, self.options.task)
+        if task == VLM_TASK:  # VLM families never get here (export_fp32 hands them to vlm.py)
+            raise ConfigError(
+                f"hf:{self.spec}: --task {VLM_TASK} exports decoder-style VLMs ({', '.join(VLM_FAMILIES)}); "
+                f"this model is {config.model_type!r}: pick another task"
+            )
         return task, TASKS[task]
 
     def model_dir(self) -> str:

@@ -8,6 +8,7 @@ at the end shows every cell: passed, exported but failed verification, or failed
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -85,14 +86,56 @@ class VariantResult:
         return self.variant.name + ("-trt" if self.target == "tensorrt" else "")
 
 
+def check_out(out: Path) -> None:
+    """ConfigError when `out` cannot be the output folder (a file, or under a file), found
+    without creating anything."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out}: a file of that name exists; give a folder (--out)")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"output folder {out}: {parent} is a file, not a folder; give another --out")
+
+
+def prepare_out(out: Path) -> list[Path]:
+    """Create the output folder before any slow work; returns the folders this call created
+    (deepest first) so that a run that wrote nothing can remove them again."""
+    check_out(out)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output folder {out}: cannot create it ({exc.strerror or exc}); give another --out") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {out}: not writable; give another --out")
+    return created
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    for folder in folders:  # deepest first; stops at the first one that holds something
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def run_job(job: ExportJob) -> list[VariantResult]:
-    """Export every variant of `job`; never raises for a single failing variant."""
+    """Export every variant of `job`; never raises for a single failing variant.
+
+    The output folder is created first; when the run writes nothing into it (every variant
+    failed, or an error stopped it) the folders it created are removed again."""
     if not job.sizes:
         raise ConfigError("export: nothing to export (no model and no sizes in the recipe)")
-    frames = load_frames(job.calib, job.calib_samples) if job.calib else None
-    holdout = load_frames(job.holdout, job.calib_samples) if job.holdout else None
+    created = prepare_out(job.out)
+    try:
+        return _run(job)
+    finally:
+        _remove_empty(created)
+
+
+def _run(job: ExportJob) -> list[VariantResult]:
+    frames = load_frames(job.calib, job.calib_samples, "calibration set") if job.calib else None
+    holdout = load_frames(job.holdout, job.calib_samples, "held-out set") if job.holdout else None
     results: list[VariantResult] = []
-    job.out.mkdir(parents=True, exist_ok=True)
     for size in job.sizes:
         variants = expand([size.tag], job.precisions, job.batches, frames is not None)
         for batch in job.batches:
@@ -285,7 +328,8 @@ def _produce(ctx: _Context, variant: Variant) -> VariantResult:
     except Exception as exc:
         reason = _reason(exc)
         log.error("variant %s failed: %s", variant.name, reason, exc_info=not isinstance(exc, EdgeFMPError))
-        return VariantResult(variant, "failed", reason, folder)
+        shutil.rmtree(folder, ignore_errors=True)  # half a variant is worse than none
+        return VariantResult(variant, "failed", reason)
 
     failures = [f"{name}: {r.reason}" if len(reports) > 1 else r.reason for name, r in reports.items() if not r.passed]
     verification = _verification_dict(reports)
@@ -298,7 +342,8 @@ def _produce(ctx: _Context, variant: Variant) -> VariantResult:
             )
             manifest = manifest or written
     except Exception as exc:
-        return VariantResult(variant, "failed", f"writing the manifest: {_reason(exc)}", folder)
+        shutil.rmtree(folder, ignore_errors=True)  # a model without its manifest cannot be served
+        return VariantResult(variant, "failed", f"writing the manifest: {_reason(exc)}")
     status: Status = "passed" if not failures else "unverified"
     return VariantResult(variant, status, "; ".join(failures), folder / base.main.file, manifest)
 
@@ -339,7 +384,7 @@ def _part_manifest(
         "calibration": calibration,
         "verification": verification,
         "extra": extra,
-        "name": base.name if not variant.name else f"{base.name}-{variant.name}",
+        "name": variant_model_name(base.name, variant),
     }
     session = open_session(ctx.job.out / variant.name / part.file)
     io = {"inputs": tensor_specs(session.get_inputs()), "outputs": tensor_specs(session.get_outputs())}
@@ -357,6 +402,15 @@ def _part_manifest(
     return Manifest.model_validate({**base.model_dump(), **update})
 
 
+def variant_model_name(base: str, variant: Variant) -> str:
+    """The manifest name of a variant: `vit-b16` + `b16-int8-static` -> `vit-b16-int8-static`
+    (a size tag the base name already ends with is not repeated)."""
+    suffix = variant.name
+    if variant.size and (base == variant.size or base.endswith(f"-{variant.size}")):
+        suffix = suffix[len(variant.size) :].lstrip("-")
+    return f"{base}-{suffix}" if suffix else base
+
+
 def _tensorrt(job: ExportJob, onnx_result: VariantResult) -> VariantResult:
     from edgefmp.export.tensorrt import build_variant_engine
 
@@ -365,4 +419,5 @@ def _tensorrt(job: ExportJob, onnx_result: VariantResult) -> VariantResult:
         path = build_variant_engine(onnx_result, job)
     except Exception as exc:
         return VariantResult(variant, "failed", _reason(exc), None, target="tensorrt")
-    return VariantResult(variant, "passed", "", path, target="tensorrt")
+    # the engine's sidecar is the ONNX variant's manifest plus what the plan is tied to
+    return VariantResult(variant, "passed", "", path, onnx_result.manifest, target="tensorrt")

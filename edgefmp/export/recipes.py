@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgefmp.errors import ConfigError
-from edgefmp.export.sources import SourceOptions
+from edgefmp.export.quantize import CALIB_METHODS
+from edgefmp.export.sources import FUNCTIONS, SourceOptions
 from edgefmp.export.variants import parse_batches, parse_precisions
 
 
@@ -47,6 +48,20 @@ class Recipe(BaseModel):
     opset: int | None = None
     notes: str = ""
 
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        if value not in FUNCTIONS:
+            raise ValueError(f"{value!r} is not one of {', '.join(FUNCTIONS)}")
+        return value
+
+    @field_validator("calib_method")
+    @classmethod
+    def _calib_method(cls, value: str) -> str:
+        if value not in CALIB_METHODS:
+            raise ValueError(f"{value!r} is not one of {', '.join(CALIB_METHODS)}")
+        return value
+
     def options(self, size: RecipeSize) -> SourceOptions:
         return SourceOptions(
             task=self.task,
@@ -75,14 +90,23 @@ def load_recipe(path: str | Path) -> Recipe:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ConfigError(f"recipe {file}: field {field}: {first['msg']}") from exc
-    try:
-        parse_precisions(recipe.precisions)
-        parse_batches([str(b) for b in recipe.batch])
-    except ConfigError as exc:
-        raise ConfigError(f"recipe {file}: {exc}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            owner = RecipeSize if field.startswith("sizes.") else Recipe
+            message = f"unknown field; the fields are {', '.join(owner.model_fields)}"
+        raise ConfigError(f"recipe {file}: field {field}: {message}") from exc
+    parse_precisions(recipe.precisions, f"recipe {file}: field precisions")
+    parse_batches([str(b) for b in recipe.batch], f"recipe {file}: field batch")
     if not recipe.sizes:
         raise ConfigError(f"recipe {file}: field sizes: list at least one size")
+    if any(size.model.startswith("hf:") for size in recipe.sizes):
+        from edgefmp.export.hf import supported_tasks
+
+        if recipe.task not in supported_tasks():
+            raise ConfigError(
+                f"recipe {file}: field task: {recipe.task!r} is not a task hf: models are exported for; "
+                f"supported: {', '.join(supported_tasks())}"
+            )
     return recipe
 
 

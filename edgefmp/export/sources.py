@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from edgefmp.errors import ConfigError
 from edgefmp.export.verify import Outputs, TaskMetric, VerifyReport
 
 Feed = dict[str, np.ndarray]
+
+# What an export may be for: the manifest's `function` values.
+FUNCTIONS: tuple[str, ...] = get_args(Manifest.model_fields["function"].annotation)
 
 _SOURCES: dict[str, str] = {
     "onnx": "edgefmp.export.onnx_source:OnnxFileSource",
@@ -52,6 +55,10 @@ class SourceOptions:
     preprocess: dict[str, Any] | None = None
     postprocess: dict[str, Any] | None = None
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.function is not None and self.function not in FUNCTIONS:
+            raise ConfigError(f"function {self.function!r} is not one of {', '.join(FUNCTIONS)}")
 
 
 @dataclass

@@ -46,27 +46,29 @@ def parse_csv(text: str | list[str] | tuple[str, ...] | None, what: str) -> list
     return out
 
 
-def parse_precisions(text: str | list[str] | None) -> list[str]:
-    items = parse_csv(text or "fp32", "--precision")
+def parse_precisions(text: str | list[str] | None, what: str = "--precision") -> list[str]:
+    """`fp32,int8` -> ['fp32', 'int8']; `what` names where the list came from in errors
+    (the flag, or a recipe's file and field)."""
+    items = parse_csv(text or "fp32", what)
     bad = [p for p in items if p not in PRECISIONS]
     if bad:
-        raise ConfigError(f"--precision: unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
+        raise ConfigError(f"{what}: unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
     return items
 
 
-def parse_batches(text: str | list[str] | None) -> list[int | None]:
+def parse_batches(text: str | list[str] | None, what: str = "--batch") -> list[int | None]:
     """`1,4,dynamic` -> [1, 4, None]."""
     out: list[int | None] = []
-    for item in parse_csv(text or DYNAMIC, "--batch"):
+    for item in parse_csv(text or DYNAMIC, what):
         if item.lower() in (DYNAMIC, "dyn", "-1"):
             value: int | None = None
         else:
             try:
                 value = int(item)
             except ValueError:
-                raise ConfigError(f"--batch: {item!r} is neither a positive integer nor 'dynamic'") from None
+                raise ConfigError(f"{what}: {item!r} is neither a positive integer nor 'dynamic'") from None
             if value < 1:
-                raise ConfigError(f"--batch: {value} must be >= 1 (or 'dynamic')")
+                raise ConfigError(f"{what}: {value} must be >= 1 (or 'dynamic')")
         if value not in out:
             out.append(value)
     return out

@@ -44,6 +44,16 @@ def test_bad_sets(tmp_path: Path) -> None:
         load_frames(notvideo)
 
 
+def test_messages_name_the_set(tmp_path: Path) -> None:
+    """A held-out folder is not called a calibration set; a bad count names no internal argument."""
+    empty = tmp_path / "held"
+    empty.mkdir()
+    with pytest.raises(ExportError, match=r"^held-out set .*held: the folder holds no images"):
+        load_frames(empty, what="held-out set")
+    with pytest.raises(ExportError, match="take at least 1 frame, not 0"):
+        load_frames(empty, max_frames=0)
+
+
 def test_split_holdout() -> None:
     frames = [np.zeros((2, 2, 3), np.uint8) + i for i in range(10)]
     calib, held = split_holdout(frames, 0.2)

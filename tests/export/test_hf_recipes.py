@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefmp.export.pipeline import ExportJob, SizeSpec, run_job
+from edgefmp.export.pipeline import ExportJob, SizeSpec, VariantResult, run_job
 from edgefmp.export.recipes import Recipe, list_recipes, load_recipe
 
 pytest.importorskip("torch")
@@ -51,6 +51,31 @@ def test_recipe_architecture_parity(recipe_path: Path, tmp_path: Path) -> None:
     assert manifest.function == recipe.function and manifest.task == recipe.task
     if manifest.postprocess.kind in ("detr", "classify"):
         _backend_parity(results[0].path, folder, recipe)
+    _next_text_is_truthful(results[0])
+
+
+def _next_text_is_truthful(result: VariantResult) -> None:
+    """The catalog entry that `Next:` suggests starts its backend; where it suggests none, the
+    entry a user would guess (kind onnx, the manifest's function) is refused."""
+    from edgefmp.backends.catalog import BackendSpec
+    from edgefmp.backends.registry import create_backend
+    from edgefmp.errors import ConfigError
+    from edgefmp.export.report import next_commands, serving
+
+    how = serving(result)
+    text = "\n".join(next_commands([result]))
+    assert result.manifest is not None and result.path is not None
+    if how.model is None:
+        assert "kind:" not in text and how.reason in text
+        guess = BackendSpec(name="t", kind="onnx", function=result.manifest.function, model=str(result.path))
+        with pytest.raises(ConfigError):
+            create_backend(guess)
+        return
+    assert f"kind: {how.kind}, model: {how.model}" in text
+    spec = BackendSpec(
+        name="t", kind=how.kind, function=how.function, model=str(how.model), options={"providers": ["CPU"]}
+    )
+    create_backend(spec).close()
 
 
 def _backend_parity(model: Path, folder: Path, recipe: Recipe) -> None:
@@ -112,4 +137,4 @@ def test_unsupported_task_names_the_choices(tmp_path: Path) -> None:
     )
     (result,) = run_job(job)
     assert result.status == "failed" and "unsupported task 'depth-estimation'" in result.reason
-    assert "zero-shot-object-detection" in result.reason
+    assert "zero-shot-object-detection" in result.reason and "image-text-to-text" in result.reason

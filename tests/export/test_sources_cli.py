@@ -128,7 +128,6 @@ def test_onnx_source_requantizes_with_its_manifest(app: typer.Typer, tmp_path: P
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["hf:./no/such/model", "--task", "object-detection"], "no such model folder"),
         (["onnx:/no/such.onnx"], "no such file"),
         (
             ["torch:tests.export.tiny_nets:build_classifier", "--input-shape", "1x3x32", "--function", "classify"],
@@ -186,6 +185,7 @@ def test_failed_variant_does_not_stop_others_and_allow_failed(app: typer.Typer, 
     ("args", "message"),
     [
         (["hf:x", "--calib", "/no/such/frames"], "--calib"),
+        (["hf:./no/such/model", "--task", "object-detection"], "no such model folder"),
         (["onnx:m.onnx", "--precision", "fp8"], "unknown precision"),
         (["weird:thing"], "unknown model source 'weird'"),
         (["onnx:m.onnx", "--to", "tensorrt"], "TensorRT is not installed"),
