@@ -27,6 +27,7 @@ import numpy as np
 
 from edgefmp.errors import BudgetExceeded, EdgeFMPError, ProgramError
 from edgefmp.program import allowlist as names
+from edgefmp.program.answers import ProgramAnswer, check_answer
 from edgefmp.program.api import CallSite, NeuralCaller, WorkBudget
 from edgefmp.program.context import ExecutionContext
 from edgefmp.program.dsl import ImagePatch, dsl_functions
@@ -69,12 +70,14 @@ class CompiledProgram:
         budget: WorkBudget = DEFAULT_BUDGET,
         *,
         clock: Callable[[], float] = time.monotonic,
-    ) -> Any:
-        """Run `execute_command(image)` on one RGB uint8 frame and return its answer.
+    ) -> ProgramAnswer:
+        """Run `execute_command(image)` on one RGB uint8 frame and return its answer: a str,
+        bool, int or float, a patch, or a list of those (answers.py).
 
         Neural calls go to `caller.call(site_id, request)`. Raises BudgetExceeded when the
-        program exceeds `budget`, ProgramError (with the line) when it fails, and lets the
-        caller's own EdgeFMPError through unchanged. `clock` is for tests.
+        program exceeds `budget`, ProgramError (with the line) when it fails or returns
+        something that is not an answer, and lets the caller's own EdgeFMPError through
+        unchanged. `clock` is for tests.
         """
         try:
             check_image(image, f"{self.filename}: run()")
@@ -86,13 +89,14 @@ class CompiledProgram:
             "__builtins__": {**SafeBuiltins(guards).mapping(), **dsl_functions(context)},
             "__name__": "edgefmp_program",
             **guards.namespace(),
+            names.HELPER_ANSWER: check_answer,
         }
         try:
             exec(self._code, namespace)  # the validated, guarded code object, in its own namespace
             entry = namespace[names.ENTRY_POINT]
             answer = guards.call(None, self._entry_line, entry, ImagePatch(image, context))
             context.check_value(answer, self._entry_line, "the answer")
-            return answer
+            return check_answer(answer, self._entry_line)  # each return was checked already
         except EdgeFMPError as exc:
             if isinstance(exc, ProgramError) and exc.line is None:
                 line = self._line_of(exc)
@@ -156,7 +160,7 @@ def compile_program(source: str, filename: str = "<program>") -> CompiledProgram
         raise ProgramError(f"{filename}: the program nests too deeply to be checked; simplify its expressions") from exc
     except SyntaxError as exc:  # e.g. `break` outside a loop, found only by the compiler
         line = exc.lineno or None
-        raise ProgramError(f"line {line}: {exc.msg}", line) from exc
+        raise ProgramError(f"line {line}: {exc.msg}" if line else f"{filename}: {exc.msg}", line) from exc
     log.debug("compiled %s: %d neural call sites", filename, len(sites))
     return CompiledProgram(source, filename, sites, code, entry_line)
 

@@ -44,10 +44,15 @@ from edgefmp.results import (
 CONTEXT_MARGIN = 10
 
 
-def _text(method: str, what: str, value: Any) -> str:
-    """A non-empty string argument of a DSL call, or a ProgramError saying what was wrong."""
+def _text(method: str, what: str, value: Any, *, each: bool = False) -> str:
+    """A non-empty string argument of a DSL call, or a ProgramError saying what was wrong.
+
+    `what` is a bare noun ("object name"): "find() expects the object name as a string" and
+    "find() got an empty object name"; with `each`, "expects each option as a string".
+    """
     if not isinstance(value, str):
-        raise ProgramError(f"{method}() expects {what} as a string, got {type(value).__name__}")
+        article = "each" if each else "the"
+        raise ProgramError(f"{method}() expects {article} {what} as a string, got {type(value).__name__}")
     if not value.strip():
         raise ProgramError(f"{method}() got an empty {what}; pass some text")
     return value
@@ -180,7 +185,7 @@ class ImagePatch:
     # ---------------------------------------------------------------------- neural methods
 
     def _detect(self, method: str, object_name: str) -> list[ImagePatch]:
-        name = _text(method, "the object name", object_name)
+        name = _text(method, "object name", object_name)
         origin_x, origin_y, _, _ = self._window()
         request = DetectRequest(image=self._pixels(), labels=(name,), origin=(float(origin_x), float(origin_y)))
         result = cast(Detections, self._context_for(method).call_neural(method, request))
@@ -214,15 +219,15 @@ class ImagePatch:
         """Whether the `object_name` in this patch has `property` (a colour, a material...)."""
         request = VerifyRequest(
             image=self._pixels(),
-            subject=_text("verify_property", "the object name", object_name),
-            property=_text("verify_property", "the property", property),
+            subject=_text("verify_property", "object name", object_name),
+            property=_text("verify_property", "property", property),
         )
         result = cast(Verdict, self._context_for("verify_property").call_neural("verify_property", request))
         return result.value
 
     def _ask(self, method: str, question: str) -> str:
         kind = AnswerRequest if method == "answer" else VQARequest  # whole-patch question, or a look at it
-        request = kind(image=self._pixels(), question=_text(method, "the question", question))
+        request = kind(image=self._pixels(), question=_text(method, "question", question))
         result = cast(Answer, self._context_for(method).call_neural(method, request))
         return result.text
 
@@ -252,7 +257,7 @@ class ImagePatch:
         """
         if not isinstance(option_list, (list, tuple)) or not option_list:
             raise ProgramError("best_text_match() expects a non-empty list of strings")
-        options = tuple(_text("best_text_match", "each option", o) for o in option_list)
+        options = tuple(_text("best_text_match", "option", o, each=True) for o in option_list)
         request = ClassifyRequest(image=self._pixels(), options=options)
         result = cast(Answer, self._context_for("best_text_match").call_neural("best_text_match", request))
         if result.text in options:
@@ -319,7 +324,7 @@ class LLMQuery:
 
     def llm_query(self, question: str) -> str:
         """A text-only answer from a language model."""
-        request = LLMRequest(prompt=_text("llm_query", "the question", question))
+        request = LLMRequest(prompt=_text("llm_query", "question", question))
         result = cast(Answer, self._context.call_neural("llm_query", request))
         return result.text
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from edgefmp.errors import ProgramError
 from edgefmp.program import allowlist as names
+from edgefmp.program.answers import RETURN_ADVICE, entry_returns, returns_what
 
 _ALLOWED_NODES: frozenset[type] = frozenset(
     {
@@ -49,8 +50,8 @@ _REJECTED: dict[str, tuple[str, str]] = {
     "Assert": ("assert", "check the value with if and return an answer"),
     "Global": ("global", "pass values as arguments and return results"),
     "Nonlocal": ("nonlocal", "pass values as arguments and return results"),
-    "Yield": ("yield", "build and return a list"),
-    "YieldFrom": ("yield from", "build and return a list"),
+    "Yield": ("yield", "build a list instead"),
+    "YieldFrom": ("yield from", "build a list instead"),
     "NamedExpr": ("an assignment expression (:=)", "assign on a line of its own"),
     "Starred": ("a starred expression (*x)", "pass or unpack the items explicitly"),
     "Match": ("a match statement", "use if/elif"),
@@ -107,13 +108,18 @@ class _Validator:
     def __init__(self, tree: ast.Module) -> None:
         self.bound, self.skip, self.called, self.slices = _survey(tree)
 
-    def walk(self, root: ast.AST) -> Iterator[ast.AST]:
-        """Every node under `root`, annotations excluded, iteratively (no recursion limit)."""
-        stack = [root]
+    def walk(self, root: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
+        """(node, anchor) for every node under `root`, annotations excluded, iteratively (no
+        recursion limit). The anchor is the node itself, or for a node without a position (an
+        operator such as `@`, a `with` item) its nearest ancestor that has one, so that every
+        message can name a line."""
+        stack: list[tuple[ast.AST, ast.AST]] = [(root, root)]
         while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(c for c in reversed(list(ast.iter_child_nodes(node))) if id(c) not in self.skip)
+            node, anchor = stack.pop()
+            if getattr(node, "lineno", None) is not None:
+                anchor = node
+            yield node, anchor
+            stack.extend((c, anchor) for c in reversed(list(ast.iter_child_nodes(node))) if id(c) not in self.skip)
 
     def check(self, node: ast.AST) -> None:
         kind = type(node)
@@ -287,10 +293,22 @@ def _check_top_level(tree: ast.Module, filename: str) -> None:
             f"{names.ENTRY_POINT} must take exactly one positional parameter, the image: "
             f"def {names.ENTRY_POINT}(image):",
         )
+    _check_answers(entries[0])
+
+
+def _check_answers(entry: ast.FunctionDef) -> None:
+    """The entry point returns something, and nothing that can never be an answer (answers.py)."""
+    returns = entry_returns(entry)
+    if not returns:
+        raise reject(entry, f"{names.ENTRY_POINT} has no return statement, so it never answers: {RETURN_ADVICE}")
+    for node in returns:
+        what = returns_what(node)
+        if what is not None:
+            raise reject(node, f"{names.ENTRY_POINT} returns {what}: {RETURN_ADVICE}")
 
 
 def _position(node: ast.AST) -> tuple[int, int, int, int]:
-    if getattr(node, "lineno", None) is None:  # withitem, match_case...: their parent reports
+    if getattr(node, "lineno", None) is None:  # the Module: walk() anchors every other node to a line
         return (1 << 30, 0, 0, 0)
     return (
         getattr(node, "lineno", 0) or 0,
@@ -308,11 +326,13 @@ def validate(tree: ast.Module, filename: str = "<program>") -> None:
     """
     validator = _Validator(tree)
     first: tuple[tuple[int, int, int, int], ProgramError] | None = None
-    for node in validator.walk(tree):
+    for node, anchor in validator.walk(tree):
         try:
             validator.check(node)
         except ProgramError as exc:
-            position = _position(node)
+            if exc.line is None and anchor is not node:  # a node without a position: name its anchor's line
+                exc = reject(anchor, str(exc))
+            position = _position(anchor)
             if first is None or position < first[0]:
                 first = (position, exc)
     if first is not None:

@@ -1,4 +1,5 @@
 # "How many blue shapes are there?" -- one detection per shape kind, one colour check per shape.
+# Catalog: edgefmp/data/demo_catalog.yaml (bundled) or models/catalog.yaml (the zoo, in a checkout).
 SHAPES = ["circle", "rectangle", "triangle"]
 
 

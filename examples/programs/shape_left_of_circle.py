@@ -1,6 +1,7 @@
 # "Which shape is closest to the left of the circle?" -- a spatial relation between patches.
 # Positions are frame pixels with the origin at the top-left: a smaller horizontal_center is
 # further left.
+# Catalog: edgefmp/data/demo_catalog.yaml (bundled) or models/catalog.yaml (the zoo, in a checkout).
 OTHER_SHAPES = ["rectangle", "triangle"]
 
 

@@ -1,5 +1,6 @@
 # "What color is the triangle?" -- an open answer: ask a VQA model, and fall back to picking
 # one of the known colours when its answer is not one of them.
+# Catalog: edgefmp/data/demo_catalog.yaml (bundled) or models/catalog.yaml (the zoo, in a checkout).
 COLORS = ["red", "green", "blue", "yellow", "teal", "brown", "gray", "black"]
 
 
