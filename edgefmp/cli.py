@@ -12,13 +12,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgefmp.errors import EdgeFMPError
+
+if TYPE_CHECKING:
+    from edgefmp.runtime.summary import RunSummary
 
 app = typer.Typer(
     name="edgefmp",
@@ -40,13 +44,19 @@ COMMAND_MODULES = (
 )
 
 
+def print_error(exc: BaseException) -> None:
+    """One error line on stderr; the message is escaped, since rich would take a hint such as
+    `pip install 'edgefmp[trt]'` for markup and drop the brackets."""
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn library errors into a clear message and exit code 2 (no traceback for users)."""
     try:
         yield
     except EdgeFMPError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(exc)
         raise typer.Exit(2) from None
 
 
@@ -67,12 +77,26 @@ def check(program: Annotated[Path, typer.Argument(help="program file defining ex
 
     with user_errors():
         compiled = load_program(program)
-    table = Table(title=f"{program}: accepted, {len(compiled.sites)} neural call sites")
+    n = len(compiled.sites)
+    if n == 0:
+        out.print(f"{escape(str(program))}: accepted, no neural call sites", highlight=False)
+        return
+    table = Table(title=escape(f"{program}: accepted, {n} neural call site{'s' if n != 1 else ''}"))
     for col in ("site id", "function", "line", "call"):
         table.add_column(col)
     for site in compiled.sites.values():
-        table.add_row(site.site_id, site.function, str(site.line), site.text)
+        table.add_row(site.site_id, site.function, str(site.line), escape(site.text))
     out.print(table)
+
+
+LABELS_HELP = (
+    'JSONL labels to learn from, one object per line: {"frame_id": "clip:0", "label": true, "delay": 0}. '
+    "frame_id: <video file stem>:<frame index> for a video, the file name for an image folder. "
+    "label: true/false (yes/no questions; rewarded TP +1000, TN +1, FP/FN -100, the paper's shape), "
+    "or an answer string or list of accepted answers (1 if the answer matches after lower-casing and "
+    'dropping punctuation and articles, else 0; so "yes"/"no" strings score 0/1). '
+    "delay (optional): frames until the label arrives. See README, 'Labels'."
+)
 
 
 @app.command()
@@ -80,18 +104,26 @@ def run(
     program: Annotated[Path, typer.Argument(help="program file defining execute_command(image)")],
     source: Annotated[str, typer.Option(help="camera index, rtsp:// or http:// URL, video file or image folder")],
     out_path: Annotated[Path | None, typer.Option("--out", help="JSONL trace file, one line per frame")] = None,
-    catalog: Annotated[Path | None, typer.Option(help="catalog YAML (default: the bundled demo catalog)")] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="catalog YAML (default: models/catalog.yaml of a checkout when it exists, "
+            "else the bundled OpenCV catalog)"
+        ),
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="policy name or preset YAML (default: the best available)")] = None,
     max_frames: Annotated[int | None, typer.Option(min=1, help="stop after this many frames")] = None,
     video_out: Annotated[Path | None, typer.Option(help="write an annotated video here")] = None,
     state: Annotated[Path | None, typer.Option(help="policy state file: loaded if present, saved as it learns")] = None,
     save_every: Annotated[int, typer.Option(min=1, help="save the policy state every N frames")] = 20,
-    labels: Annotated[Path | None, typer.Option(help="JSONL labels {frame_id, label, delay?} to learn from")] = None,
+    labels: Annotated[Path | None, typer.Option(help=LABELS_HELP)] = None,
     audit: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="without labels: share of frames also run on the largest backends"),
     ] = 0.0,
-    local_only: Annotated[list[str] | None, typer.Option(help="site ids that must never leave the device")] = None,
+    local_only: Annotated[
+        list[str] | None, typer.Option(help="site id (see `edgefmp check`) that must never leave the device; repeat")
+    ] = None,
     summary_out: Annotated[Path | None, typer.Option(help="write the end-of-run summary JSON here")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
     inflight: Annotated[
@@ -100,8 +132,20 @@ def run(
     order: Annotated[
         str, typer.Option(help="with --inflight > 1: frame, freshest or auto (freshest for live sources)")
     ] = "auto",
+    max_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="time limit of one frame: the program's code and its backend calls, not the router's "
+            "decisions (default: WorkBudget.max_seconds, 5 s)",
+        ),
+    ] = None,
 ) -> None:
-    """Run a program on a stream and write per-frame traces."""
+    """Run a program on a stream and write per-frame traces.
+
+    Exits 1 when every frame failed (the first frame of each distinct error is shown as it
+    happens), 2 on bad input.
+    """
     from edgefmp.runtime.session import RunOptions, run_program
 
     options = RunOptions(
@@ -121,10 +165,23 @@ def run(
         progress=not quiet,
         inflight=inflight,
         order=order,
+        max_seconds=max_seconds,
     )
     with user_errors():
         summary = run_program(options, console=console)
     out.print(summary.render())
+    exit_if_every_frame_failed(summary)
+
+
+def exit_if_every_frame_failed(summary: RunSummary) -> None:
+    """A run that produced no answer at all is a failure (exit 1), even though it finished."""
+    if summary.frames and not summary.ok:
+        console.print(
+            f"[bold red]error:[/] every one of the {summary.frames} frames failed; the first error of each "
+            "kind is shown above and in the summary",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -141,9 +198,15 @@ def demo(
         result = run_demo(workdir, frames=frames, policy=policy, console=console, progress=not quiet)
     out.print(result.summary.render())
     out.print(
-        f"answers correct: {result.correct}/{result.scored} ({100.0 * result.accuracy:.1f}%) against ground truth; "
-        f"traces: {result.traces_path}; annotated video: {result.video_path}"
+        f"answers correct: {result.correct}/{result.scored} ({100.0 * result.accuracy:.1f}%) against the ground "
+        f"truth, which was also the router's online feedback ({result.labels_path})",
+        highlight=False,
     )
+    comparison = result.comparison()
+    if comparison is not None:
+        out.print(comparison, highlight=False)
+    out.print(f"traces: {result.traces_path}; annotated video: {result.video_path}", highlight=False)
+    exit_if_every_frame_failed(result.summary)
 
 
 @app.command()
@@ -159,7 +222,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     for col in ("area", "component", "status", "detail", "to add it"):
         table.add_column(col, overflow="fold")
     for c in checks:
-        table.add_row(c.area, c.name, "[green]ok[/]" if c.ok else "[yellow]missing[/]", c.detail, c.fix)
+        table.add_row(c.area, c.name, "[green]ok[/]" if c.ok else "[yellow]missing[/]", escape(c.detail), escape(c.fix))
     out.print(table)
 
 

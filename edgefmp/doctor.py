@@ -8,6 +8,9 @@ import platform
 import re
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+POWERCAP_ROOT = Path("/sys/class/powercap")
 
 
 @dataclass(frozen=True)
@@ -72,24 +75,39 @@ def check_gpu() -> list[Check]:
     return out
 
 
-def check_meters() -> list[Check]:
+def check_meters(powercap_root: Path = POWERCAP_ROOT) -> list[Check]:
     from edgefmp.cost import meters
 
     describe = getattr(meters, "describe_meters", None)
     if describe is None:
         return [Check("energy", "estimated", True, "power model x latency (labelled 'estimated')")]
     return [
-        Check("energy", name, ok, reason, "" if ok or name == "estimated" else _meter_fix(name))
-        for name, ok, reason in describe()
+        Check("energy", name, ok, reason, "" if ok or name == "estimated" else _meter_fix(name, powercap_root))
+        for name, ok, reason in describe(rapl_root=powercap_root)
     ]
 
 
-def _meter_fix(name: str) -> str:
+def _meter_fix(name: str, powercap_root: Path = POWERCAP_ROOT) -> str:
+    if name == "rapl":
+        return _rapl_fix(powercap_root)
     return {
         "nvml": "pip install 'edgefmp[gpu]' on a machine with an NVIDIA GPU (Volta or newer)",
-        "rapl": "make the RAPL counter readable: sudo chmod a+r /sys/class/powercap/intel-rapl:0/energy_uj",
         "jetson": "pip install 'edgefmp[jetson]' on a Jetson",
     }.get(name, "")
+
+
+def _rapl_fix(root: Path) -> str:
+    """What to do about RAPL depends on what is missing: the whole powercap tree (no driver, or
+    no RAPL hardware), its zones (a CPU or kernel without RAPL) or only read access."""
+    if not root.is_dir():
+        return (
+            f"no RAPL here: {root} is missing, so the intel_rapl driver is not loaded or this machine has no "
+            "RAPL (not x86, or a VM/container that hides it); on x86 Linux try `sudo modprobe intel_rapl_common`, "
+            "else CPU energy stays estimated"
+        )
+    if not any(p.name.startswith("intel-rapl:") for p in root.iterdir()):
+        return f"no RAPL zone under {root}: this CPU or kernel exposes none, so CPU energy stays estimated"
+    return f"make the RAPL counters readable: sudo chmod a+r {root}/intel-rapl:*/energy_uj (until reboot)"
 
 
 def check_video() -> list[Check]:

@@ -6,7 +6,8 @@
   parallel sweep; `cache`: each backend call measured once per stream, replayed with its cost;
 - `record` / `metrics` / `report` / `plots`: scoring, comparisons, results JSON, markdown, PNGs;
 - `profile`: `edgefmp profile`, whose JSON is a catalog's cost prior (`apply_profile`);
-- `commands`: the `bench` and `profile` CLI commands.
+- `summary`: BENCHMARKS.md from several results folders; `outputs`: output locations checked
+  before any work; `commands`: the `bench`, `bench-summary` and `profile` CLI commands.
 
 Nothing here is imported by `import edgefmp`; matplotlib and torch load only when a plot is
 drawn or the paper policy runs.

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,7 +27,9 @@ QUICK_QUERIES = 3
 
 
 def _fail(exc: EdgeFMPError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    from edgefmp.cli import print_error  # here: cli imports this module while it loads
+
+    print_error(exc)
     return typer.Exit(2)
 
 
@@ -64,7 +69,10 @@ class _SweepProgress:
                     self.progress.remove_task(self.bars.pop(q))
                 self.progress.advance(self.overall)
                 if event.get("error"):
-                    self.progress.console.print(f"[yellow]query {q} failed:[/] {event['error']}", highlight=False)
+                    failed = f"query {q} failed:"
+                    self.progress.console.print(
+                        f"[yellow]{escape(failed)}[/] {escape(str(event['error']))}", highlight=False
+                    )
 
 
 def bench(
@@ -83,7 +91,10 @@ def bench(
         list[str] | None, typer.Option(help="paper / routing cost weights (largest backend = w score units)")
     ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="results folder (default runs/bench/<suite>)")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes (at most 2)")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="worker processes (at most 2, and at most the cores; more is cut, with a warning)"),
+    ] = 2,
     quick: Annotated[
         bool, typer.Option(help=f"CI: {QUICK_QUERIES} queries x {QUICK_FRAMES} frames, fewer cases")
     ] = False,
@@ -117,8 +128,9 @@ def bench(
     from edgefmp.bench.cases import plan_cases
     from edgefmp.bench.execute import open_catalog
     from edgefmp.bench.machine import environment
+    from edgefmp.bench.outputs import check_output_dir
     from edgefmp.bench.report import build_report, write_report
-    from edgefmp.bench.runner import SweepOptions, run_sweep
+    from edgefmp.bench.runner import SweepOptions, plan_workers, run_sweep
     from edgefmp.bench.suite import load_suite
     from edgefmp.runtime.session import resolve_catalog_path
 
@@ -128,6 +140,8 @@ def bench(
         if from_results is not None:
             _rebuild(from_results, spec, out_dir, plots)
             return
+        # The results folder is checked before any work: a sweep takes minutes to hours.
+        target = check_output_dir(out_dir or Path("runs") / "bench" / spec.name, "the results")
         catalog_path = resolve_catalog_path(catalog)
         if remote_link.strip():
             from edgefmp.netem import NetConditions
@@ -160,16 +174,16 @@ def bench(
         link = f", through a shaped link ({remote_link})" if remote_link.strip() else ""
         cat_desc["remote_tier"] = f"edgefmp serve on loopback (KServe, JPEG){link}" if opts.remote else None
         n_queries = len(opts.queries) if opts.queries else len(spec.queries)
+        n_workers, note = plan_workers(workers, n_queries)  # the sweep logs `note` as a warning
         progress = _SweepProgress(n_queries, enabled=not quiet)
         console.print(
             f"bench {spec.name}: {n_queries} queries, {len(cases)} case families/settings, "
-            f"catalog {catalog_path}, {workers} worker(s)",
+            f"catalog {catalog_path}, {n_workers} worker(s)",
             highlight=False,
         )
         with progress.progress:
             run = run_sweep(str(suite), cases, opts, on_progress=progress)
         report = build_report(run, spec, command, environment(), cat_desc)
-        target = out_dir or Path("runs") / "bench" / spec.name
         written = write_report(report, target, plots=plots)
     except EdgeFMPError as exc:
         raise _fail(exc) from None
@@ -178,17 +192,23 @@ def bench(
 
 
 def _rebuild(results: Path, spec: Any, out_dir: Path | None, plots: bool) -> None:
-    """Rebuild a report from a results file: same records, command and environment."""
-    from edgefmp.bench.report import build_report, run_from_results, write_report
+    """Rebuild a report from a results file: same records, command and environment. The file
+    is checked first: a results object of this suite (not a profile, not another suite's)."""
+    from edgefmp.bench.outputs import check_output_dir
+    from edgefmp.bench.report import build_report, check_results, check_same_suite, run_from_results, write_report
 
     try:
         data = json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{results}: cannot read the results: {exc}") from exc
-    if data.get("suite", {}).get("digest") != spec.digest:
-        raise ConfigError(f"{results}: made from another version of {spec.source} (digest differs)")
+    except OSError as exc:
+        raise ConfigError(f"{results}: cannot read the results: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{results}: not JSON ({exc}); expected the results.json that `edgefmp bench` writes"
+        ) from exc
+    check_same_suite(check_results(data, results), spec, results)
+    target = check_output_dir(out_dir or results.parent, "the results")
     report = build_report(run_from_results(data), spec, data["command"], data["environment"], data["catalog"])
-    written = write_report(report, out_dir or results.parent, plots=plots)
+    written = write_report(report, target, plots=plots)
     _print_rows(report)
     out.print(f"rebuilt; wrote {', '.join(str(p) for p in written)}")
 
@@ -242,31 +262,85 @@ def _describe_catalog(cat: Any, path: Path, profile: str | None) -> dict[str, An
     }
 
 
-def _print_rows(report: dict[str, Any]) -> None:
+def _natural_width(table: Table, console: Console) -> int:
+    """How wide `table` is with nothing wrapped or cut."""
+    return Measurement.get(console, console.options.update(max_width=100_000), table).maximum
+
+
+def _print_records(
+    console: Console, title: str, headers: list[str], rows: list[list[str]], notes: list[str] | None = None
+) -> None:
+    """`rows` as a table when it fits the console with nothing cut, else one block per row: its
+    name on a line of its own, then its "header value" pairs packed into lines (a pair is never
+    split), so an 80-column terminal or a pipe shows every name and value whole."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    table.add_column(_inline(headers[0]), no_wrap=True)
+    for h in headers[1:]:
+        table.add_column(h, no_wrap=True, justify="right")
+    for r in rows:
+        table.add_row(*(escape(v) for v in r))
+    if _natural_width(table, console) <= console.width:
+        console.print(table)
+    else:
+        console.print(f"[bold]{escape(title)}[/]", highlight=False)
+        for r in rows:
+            console.print(f"[bold]{escape(r[0])}[/]", highlight=False)
+            # pairs packed into lines by hand, so no "header value" pair is split by a wrap
+            lines = [""]
+            for h, v in zip(headers[1:], r[1:], strict=True):
+                pair = f"{_inline(h)} {v}"
+                if not v:
+                    continue
+                if lines[-1] and len(lines[-1]) + 3 + len(pair) > console.width - 2:
+                    lines.append("")
+                lines[-1] += (" | " if lines[-1] else "") + pair
+            for line in lines:
+                console.print("  " + escape(line), highlight=False, overflow="fold")
+    for note in notes or []:
+        console.print(escape(note), highlight=False)
+
+
+def _inline(header: str) -> str:
+    """A table header on one line ("over-\nhead" -> "overhead", "latency\nms" -> "latency ms")."""
+    return header.replace("-\n", "").replace("\n", " ")
+
+
+def _num(v: Any) -> str:
+    """A console number: 3 significant digits, thousands whole ("1,234"); "-" when unknown."""
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def _print_rows(report: dict[str, Any], console: Console | None = None) -> None:
+    """The main table (case names whole; results.md has every column) and the checks."""
+    console = console or out
     metric = "F1" if report["suite"]["metric"] == "f1" else "accuracy"
-    table = Table(title=f"{report['suite']['name']}: {metric} and cost per frame")
-    for col in ("case", metric, "latency ms", "router ms", "energy J", "params M", "overhead", "errors"):
-        table.add_column(col)
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.4g}"
-
-    for r in report["rows"]:
-        table.add_row(
+    headers = ["case", metric, "latency\nms", "router\nms", "energy\nJ", "params\nM", "over-\nhead", "errors"]
+    rows = [
+        [
             r["case"],
-            f(r["metric"]),
-            f(r["latency_ms"]),
-            f(r["router_ms"]),
-            f(r["energy_j"]),
-            f(r["params_m"]),
-            f(r["overhead_ratio"]),
+            *(_num(r[k]) for k in ("metric", "latency_ms", "router_ms", "energy_j", "params_m", "overhead_ratio")),
             str(len(r["errors"])) if r["errors"] else "",
-        )
-    out.print(table)
+        ]
+        for r in report["rows"]
+    ]
+    failed = report["suite"].get("queries_failed") or []
+    notes = []
+    for r in report["rows"]:
+        if r["errors"]:
+            q, e = next(iter(r["errors"].items()))
+            notes.append(f"{r['case']}: failed on {len(r['errors'])} query(ies), e.g. {q}: {e[:160]}")
+    if failed:
+        ran = report["suite"]["queries_run"] - len(failed)
+        notes.append(f"partial: every row is over {ran} of {report['suite']['queries_run']} queries; failed:")
+        notes += [f"  {q}: {report['query_errors'][q]}" for q in failed]
+    _print_records(console, f"{report['suite']['name']}: {metric} and cost per frame", headers, rows, notes)
     style = {"PASS": "green", "MISS": "red", "INFO": "cyan"}
     for c in report.get("headline", {}).get("checks", []):
-        out.print(
-            f"({c['key']}) [{style.get(c['status'], 'yellow')}]{c['status']}[/] {c['claim']}: {c['text']}",
+        console.print(
+            f"({c['key']}) [{style.get(c['status'], 'yellow')}]{c['status']}[/] "
+            f"{escape(c['claim'])}: {escape(c['text'])}",
             highlight=False,
         )
 
@@ -321,17 +395,19 @@ def profile(
 ) -> None:
     """Measure every backend on this device (latency percentiles, throughput, memory, energy)."""
     from edgefmp.backends.catalog import load_catalog
+    from edgefmp.bench.outputs import check_output_file
     from edgefmp.bench.prior import apply_profile, catalog_yaml
     from edgefmp.bench.profile import profile_markdown, run_profile
-    from edgefmp.files import prepare_output, write_text_atomic
+    from edgefmp.files import write_text_atomic
 
     try:
         if write_catalog is not None and not (len(targets) == 1 and targets[0].endswith((".yaml", ".yml"))):
             raise _bad("--write-catalog needs a catalog YAML as the target")
-        # Paths are checked before measuring, so a typo does not cost the whole profile.
+        # Paths are checked before measuring (a file is created in each folder and removed),
+        # so a typo or an unwritable place does not cost the whole profile.
         for path, what in ((out_path, "the profile"), (write_catalog, "the catalog"), (plot, "the plot")):
             if path is not None:
-                prepare_output(path, what)
+                check_output_file(path, what)
         data = run_profile(
             targets,
             command=_command_line(ctx),
@@ -368,52 +444,54 @@ def _bad(message: str) -> EdgeFMPError:
     return ConfigError(message)
 
 
-def _print_profile(data: dict[str, Any]) -> None:
+def _print_profile(data: dict[str, Any], console: Console | None = None) -> None:
+    """The profile as a table when the console is wide enough, else one block per backend
+    (`_print_records`); the markdown beside `--out` has the same columns."""
+    from edgefmp.bench.profile import CALLS_PER_S, RAW_BATCH, raw_batch_measured
+
+    console = console or out
     env = data["environment"]
-    table = Table(title=f"profile of {data['source']} ({data['runs']} runs; meter {data['meter']})")
-    for col in (
-        "function",
+    headers = [
         "backend",
-        "session ms",
-        "warm-up ms",
-        "mean",
+        "session\nms",
+        "warm-up\nms",
+        "mean\nms",
         "p50",
         "p90",
         "p95",
         "p99",
         "std",
-        "/s b1",
-        "/s best (b)",
-        "RSS MB",
-        "J/call",
+        CALLS_PER_S.replace(" (", "\n("),
+        RAW_BATCH.replace(" (", "\n("),
+        "RSS\nMB",
+        "J/call\n(meter)",
         "error",
-    ):
-        table.add_column(col, overflow="fold")
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.3g}"
-
+    ]
+    rows = []
     for r in data["backends"]:
         lat = r["latency_ms"] or {}
-        best = f"{f(r['throughput_best_per_s'])} ({r['best_batch']})" if r["throughput_best_per_s"] else "-"
-        table.add_row(
-            r["function"],
-            r["name"],
-            f(r["session_ms"]),
-            ", ".join(f"{w:.3g}" for w in r["warmup_ms"]),
-            *(f(lat.get(k)) for k in ("mean", "p50", "p90", "p95", "p99", "std")),
-            f(r["throughput_batch1_per_s"]),
-            best,
-            f(r["peak_rss_mb"]),
-            f"{f(r['energy_j_per_call'])} ({r['energy_source']})",
-            (r["error"] or "")[:60],
+        best = f"{_num(r['throughput_best_per_s'])} (b={r['best_batch']})" if raw_batch_measured(r) else "-"
+        rows.append(
+            [
+                f"{r['function']}/{r['name']}",
+                _num(r["session_ms"]),
+                ", ".join(f"{w:.3g}" for w in r["warmup_ms"]) or "-",
+                *(_num(lat.get(k)) for k in ("mean", "p50", "p90", "p95", "p99", "std")),
+                _num(r["throughput_batch1_per_s"]),
+                best,
+                _num(r["peak_rss_mb"]),
+                f"{_num(r['energy_j_per_call'])} ({r['energy_source']})",
+                r["error"] or "",
+            ]
         )
-    out.print(table)
-    out.print(
+    notes = [
+        f"latency: the full call (pre-processing, model, post-processing); {CALLS_PER_S} = 1000 / mean; "
+        f"{RAW_BATCH}: the ONNX model run alone (no pre/post-processing) at its fastest batch size b",
         f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "
         f"versions {json.dumps(env.get('versions'))}" + (f"; GPU {json.dumps(env['gpu'])}" if env.get("gpu") else ""),
-        highlight=False,
-    )
+    ]
+    title = f"profile of {data['source']} ({data['runs']} runs; meter {data['meter']})"
+    _print_records(console, title, headers, rows, notes)
 
 
 def register(app: typer.Typer) -> None:

@@ -190,7 +190,8 @@ def profile_backend(
     batches: bool = True,
 ) -> BackendProfile:
     """Measure one backend (see the module docstring); errors become the row's `error`.
-    Warm-up and timed calls take `requests` in turn."""
+    Warm-up and timed calls take `requests` in turn, as one rotation: with more requests than
+    a backend remembers, no timed call repeats a recent image."""
     if not requests:
         raise ConfigError(f"profile: no sample request for {spec.name} ({spec.function})")
     prof = BackendProfile(
@@ -215,7 +216,10 @@ def profile_backend(
         power = busy_power_w(backend.location, spec.power_w)
         sources: set[str] = set()
         for i in range(runs):
-            request = requests[i % len(requests)]
+            # The rotation goes on from where the warm-up left it: restarting at scene 0 would
+            # time images the warm-up just showed, which a backend that remembers recent
+            # images (the OpenCV tier) answers from its cache.
+            request = requests[(warmup + i) % len(requests)]
             token = meter.begin()
             t0 = time.perf_counter()
             result = backend.infer(request)
@@ -348,6 +352,19 @@ def run_profile(
     }
 
 
+# Two throughputs measured differently, so every table names them apart: the full call
+# (1000 / mean latency of `infer`, pre- and post-processing included) and the raw model run
+# at its best batch size (ONNX `session.run` on a ready tensor; `_batch_throughput`).
+CALLS_PER_S = "calls/s (full call)"
+RAW_BATCH = "raw model images/s (best batch)"
+
+
+def raw_batch_measured(row: dict[str, Any]) -> bool:
+    """Whether a profile row has a raw-model batch throughput (else its `best_batch` 1 and
+    `throughput_best_per_s` repeat the full-call rate)."""
+    return bool(row.get("batch_throughput")) and row.get("throughput_best_per_s") is not None
+
+
 def profile_markdown(data: dict[str, Any]) -> str:
     """A profile as a markdown table (what `--out x.json` also writes to x.md)."""
 
@@ -364,13 +381,18 @@ def profile_markdown(data: dict[str, Any]) -> str:
         f"{env.get('cpu')}, {env.get('cores')} cores; providers {', '.join(env.get('providers', []))}; "
         + ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v),
         "",
-        "| function | backend | session ms | warm-up ms | mean | p50 | p90 | p95 | p99 | std | calls/s (b=1) "
-        "| best batch: images/s | peak RSS MB (+growth) | J/call (meter) | error |",
+        "Latency is of the full call (`infer`: pre-processing, the model, post-processing), in ms. "
+        f"{CALLS_PER_S} = 1000 / mean latency; {RAW_BATCH} = images per second of the ONNX model run alone "
+        "(pre/post-processing excluded) at its fastest batch size b; '-' where it was not measured (not an ONNX "
+        "model, or `--no-batches`).",
+        "",
+        "| function | backend | session ms | warm-up ms | mean | p50 | p90 | p95 | p99 | std "
+        f"| {CALLS_PER_S} | {RAW_BATCH} | peak RSS MB (+growth) | J/call (meter) | error |",
         "|---" * 15 + "|",
     ]
     for r in data["backends"]:
         lat = r.get("latency_ms") or {}
-        best = f"{r['best_batch']}: {f(r['throughput_best_per_s'], 4)}" if r.get("throughput_best_per_s") else "-"
+        best = f"{f(r['throughput_best_per_s'], 4)} (b={r['best_batch']})" if raw_batch_measured(r) else "-"
         lines.append(
             f"| {r['function']} | {r['name']} | {f(r['session_ms'])} | "
             + ", ".join(f"{w:.2g}" for w in r["warmup_ms"])
@@ -386,12 +408,15 @@ def profile_markdown(data: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "CALLS_PER_S",
     "PROFILE_FORMAT",
     "PROFILE_VERSION",
+    "RAW_BATCH",
     "BackendProfile",
     "LatencyStats",
     "profile_backend",
     "profile_markdown",
+    "raw_batch_measured",
     "run_profile",
     "sample_requests",
 ]

@@ -12,6 +12,7 @@ The JSON keeps the records too, so a later tool can recompute anything without r
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -43,9 +44,11 @@ from edgefmp.bench.metrics import (
 )
 from edgefmp.bench.record import CaseRecord
 from edgefmp.bench.runner import SweepRun
-from edgefmp.bench.suite import Suite
+from edgefmp.bench.suite import DIGEST_OF, Suite
 from edgefmp.errors import ConfigError
 from edgefmp.files import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 RESULTS_VERSION = 1
 
@@ -67,6 +70,7 @@ def run_from_results(data: dict[str, Any]) -> SweepRun:
         suite_path=data["suite"]["file"], cases=[], options=SweepOptions(**options), workers=data["options"]["workers"]
     )
     run.seconds = float(data.get("seconds", 0.0))
+    run.workers_note = str(data["options"].get("workers_note") or "")
     run.results = [
         QueryResult(
             q,
@@ -81,8 +85,94 @@ def run_from_results(data: dict[str, Any]) -> SweepRun:
     return run
 
 
+RESULTS_KEYS: tuple[str, ...] = ("version", "suite", "rows", "records", "options", "command", "environment", "catalog")
+
+
+def check_results(data: Any, source: str | Path) -> dict[str, Any]:
+    """`data`, parsed from the JSON file `source`, if it is an `edgefmp bench` results object;
+    else a ConfigError that names the file, says what it holds and what was expected."""
+    from edgefmp.bench.profile import PROFILE_FORMAT
+
+    expected = "expected the results.json that `edgefmp bench` writes"
+    if isinstance(data, dict) and data.get("format") == PROFILE_FORMAT:
+        raise ConfigError(f"{source}: an `edgefmp profile` JSON (a cost prior), not bench results; {expected}")
+    if not isinstance(data, dict):
+        kind = {list: "list", str: "string", int: "number", float: "number"}.get(type(data), type(data).__name__)
+        raise ConfigError(f"{source}: a JSON {kind}, not bench results; {expected}")
+    missing = [k for k in RESULTS_KEYS if k not in data]
+    if missing:
+        raise ConfigError(f"{source}: not bench results (no {', '.join(repr(k) for k in missing)}); {expected}")
+    if data.get("version") != RESULTS_VERSION:
+        raise ConfigError(f"{source}: results version {data.get('version')!r}; this edgefmp reads {RESULTS_VERSION}")
+    if not isinstance(data["suite"], dict) or not isinstance(data["records"], list):
+        raise ConfigError(f"{source}: not bench results ('suite' is not a mapping or 'records' not a list); {expected}")
+    return data
+
+
+def check_same_suite(data: dict[str, Any], suite: Suite, source: str | Path) -> None:
+    """A ConfigError unless the results `data` (from `source`) were made from `suite`: another
+    suite is named as such; the same suite in another version says so with both digests.
+
+    The digest is of the suite's validated content (`Suite.digest`: comments and layout do not
+    count). Results written before it (no `digest_of`) hold a digest of the file's text, which
+    an edited comment changes: for those the suite must still have the same metric, the same
+    queries and, per query, the same frame, positive and lookalike counts."""
+    theirs = data["suite"]
+    if theirs.get("name") != suite.name:
+        raise ConfigError(
+            f"{source}: results of suite {theirs.get('name')!r} ({theirs.get('file')}), not of {suite.source} "
+            f"(suite {suite.name!r}); give that suite's file, or results of this suite"
+        )
+    if theirs.get("digest_of") == DIGEST_OF:
+        if theirs.get("digest") != suite.digest:
+            raise ConfigError(
+                f"{source}: made from another version of suite {suite.name!r} (digest {theirs.get('digest')} in the "
+                f"results, {suite.digest} for {suite.source}); rerun the bench, or give the suite file it was made from"
+            )
+        return
+    if theirs.get("digest") == suite.text_digest:
+        return
+    differs = _legacy_differences(data, suite)
+    if differs:
+        raise ConfigError(
+            f"{source}: made from another version of suite {suite.name!r} ({'; '.join(differs[:3])}); rerun "
+            "the bench, or give the suite file it was made from"
+        )
+    log.info(
+        "%s: an older results file (digest of the file's text); %s has its queries and streams", source, suite.source
+    )
+
+
+def _legacy_differences(data: dict[str, Any], suite: Suite) -> list[str]:
+    """What differs between a suite and the one older results (no content digest) came from,
+    as far as the results tell: metric, queries, and each full stream's frame counts."""
+    from edgefmp.bench.streams import kind_counts
+
+    theirs = data["suite"]
+    out = []
+    if theirs.get("metric") != suite.metric:
+        out.append(f"metric {theirs.get('metric')} there, {suite.metric} here")
+    if theirs.get("queries") != len(suite.queries):
+        out.append(f"{theirs.get('queries')} queries there, {len(suite.queries)} here")
+    ids = {q.id: q for q in suite.queries}
+    full = data.get("options", {}).get("max_frames") is None
+    for qid, stream in (data.get("streams") or {}).items():
+        q = ids.get(qid)
+        if q is None:
+            out.append(f"no query {qid!r} here")
+        elif full and stream and stream.get("frames") is not None:
+            pos, look = kind_counts(q)
+            here = (q.frames, pos, look)
+            there = (stream.get("frames"), stream.get("positives"), stream.get("lookalikes"))
+            if here != there:
+                out.append(f"{qid}: frames, positives, lookalikes {there} there, {here} here")
+    return out
+
+
 def _records(run: SweepRun) -> list[CaseRecord]:
-    return [CaseRecord.from_json(r) for q in run.results for r in q.records]
+    """The records of the queries that ran: a query whose stream or program failed is left
+    out of every case alike (its error is listed once), so rows still compare like with like."""
+    return [CaseRecord.from_json(r) for q in run.results if not q.error for r in q.records]
 
 
 def build_report(
@@ -101,11 +191,9 @@ def build_report(
         by_case[r.case].append(r)
     query_errors = {q.query: q.error for q in run.results if q.error}
     suite_level = {c: recs for c, recs in by_case.items() if all(r.assignment is None for r in recs)}
-    rows = [summarise(recs, metric, n_queries) for recs in suite_level.values()]
-    for q, err in query_errors.items():
-        for row in rows:
-            row.errors.setdefault(q, err)
-            row.metric = None
+    # Every row is over the queries that ran (a failed query is missing from all cases alike);
+    # the report says so once (`queries_failed`), not in every row.
+    rows = [summarise(recs, metric, n_queries - len(query_errors)) for recs in suite_level.values()]
     largest = next((r for r in rows if r.case == LARGEST), None)
     report: dict[str, Any] = {
         "version": RESULTS_VERSION,
@@ -113,14 +201,16 @@ def build_report(
             "name": suite.name,
             "file": suite.source,
             "digest": suite.digest,
+            "digest_of": DIGEST_OF,
             "metric": metric,
             "queries": len(suite.queries),
             "queries_run": n_queries,
+            "queries_failed": sorted(query_errors),
         },
         "command": command,
         "environment": environment,
         "catalog": catalog,
-        "options": {**asdict(run.options), "workers": run.workers},
+        "options": {**asdict(run.options), "workers": run.workers, "workers_note": run.workers_note},
         "seconds": round(run.seconds, 2),
         "tolerance_points": 100 * TOLERANCE,
         "rows": [r.to_json() for r in rows],
@@ -222,7 +312,11 @@ def run_facts(report: dict[str, Any]) -> RunFacts:
         reasons.append(f"{opts['max_frames']} frames per query")
     if suite.get("queries_run") != suite.get("queries"):
         reasons.append(f"{suite.get('queries_run')} of {suite.get('queries')} queries")
+    failed = suite.get("queries_failed") or sorted(report.get("query_errors") or {})
+    if failed:
+        reasons.append(f"{len(failed)} of {suite.get('queries_run')} queries failed")
     return RunFacts(
+        suite=str(suite.get("name") or ""),
         metric=suite["metric"],
         seconds=float(report.get("seconds", 0.0)),
         cores=report.get("environment", {}).get("cores"),
@@ -252,8 +346,9 @@ def headline_from_results(data: dict[str, Any]) -> tuple[list[Check], dict[str, 
     records with this code (so a summary of an older file states what these definitions say)."""
     rows = [CaseSummary(**r) for r in data["rows"]]
     by_case: dict[str, list[CaseRecord]] = defaultdict(list)
+    failed = set(data.get("query_errors") or {})
     for r in data.get("records", []):
-        if r.get("assignment") is None:
+        if r.get("assignment") is None and r.get("query") not in failed:
             by_case[r["case"]].append(CaseRecord.from_json(r))
     suite_rows = {r.case for r in rows}
     _, conv = _curves({c: recs for c, recs in by_case.items() if c in suite_rows}, data["suite"]["metric"])
@@ -281,13 +376,14 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Command: `{report['command']}`  ",
         f"Suite digest {s['digest']}, catalog `{report['catalog'].get('name')}` ({report['catalog'].get('path')}), "
-        f"{report['options']['workers']} worker(s), {report['seconds']:.0f} s.  ",
+        f"{workers_text(report['options'])}, {report['seconds']:.0f} s.  ",
         f"Machine: {report['environment'].get('cpu')}, {report['environment'].get('cores')} cores; "
         f"energy meter: {', '.join(sorted({x for r in report['rows'] for x in r['energy_sources']})) or 'none'}.",
         "",
         f"Costs are means per frame; latency and energy include the router's own time. Savings are against "
         f"always-largest (`{LARGEST}`). Params = the paper's proxy (millions of parameters called per frame).",
         "",
+        *partial_lines(report),
         f"| case | {metric} | lat ms | router ms | energy J | net B | params M | lat saved | energy saved "
         "| overhead | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -344,6 +440,25 @@ def markdown(report: dict[str, Any]) -> str:
     if report["query_errors"]:
         lines += ["", "## Query errors", ""] + [f"- {q}: {e}" for q, e in report["query_errors"].items()]
     return "\n".join(lines) + "\n"
+
+
+def workers_text(options: dict[str, Any]) -> str:
+    """ "2 worker(s)", and why when fewer ran than `--workers` asked for."""
+    note = options.get("workers_note")
+    return f"{options.get('workers')} worker(s)" + (f" ({note})" if note else "")
+
+
+def partial_lines(report: dict[str, Any]) -> list[str]:
+    """A warning above the table when some queries failed: every row is over the others."""
+    failed = report["suite"].get("queries_failed") or []
+    if not failed:
+        return []
+    ran = report["suite"]["queries_run"] - len(failed)
+    return [
+        f"**Partial:** {len(failed)} of {report['suite']['queries_run']} queries failed ({', '.join(failed)}; "
+        f"errors under Query errors); every row's metric and costs are over the other {ran}.",
+        "",
+    ]
 
 
 def checks_lines(checks: list[dict[str, Any]], level: str = "##") -> list[str]:
@@ -434,13 +549,18 @@ def write_report(report: dict[str, Any], out_dir: str | Path, plots: bool = True
 
 
 __all__ = [
+    "RESULTS_KEYS",
     "RESULTS_VERSION",
     "build_report",
+    "check_results",
+    "check_same_suite",
     "checks_lines",
     "headline_from_results",
     "learning_lines",
     "markdown",
+    "partial_lines",
     "run_facts",
     "run_from_results",
+    "workers_text",
     "write_report",
 ]

@@ -63,6 +63,7 @@ class SweepRun:
     results: list[QueryResult] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
+    workers_note: str = ""  # why fewer workers ran than asked for, when they did
 
 
 def _init_worker(threads: int | None) -> None:
@@ -116,6 +117,23 @@ def _sites(program: object) -> int:
         return 0  # the worker reports the program's error
 
 
+def plan_workers(requested: int, n_queries: int, cores: int | None = None) -> tuple[int, str]:
+    """How many worker processes a sweep of `n_queries` runs for `--workers requested`, and
+    why that is fewer ("" when it is not, or only because there are fewer queries)."""
+    cores = cores or os.cpu_count() or 1
+    workers = max(1, min(requested, MAX_WORKERS, n_queries, cores))
+    if requested <= workers or workers == n_queries:
+        return workers, ""
+    limit = min(MAX_WORKERS, cores)
+    why = (
+        f"the bench runs at most {MAX_WORKERS} workers; its timings are for a 2-core device, where more "
+        "contend for the cores and inflate every latency"
+        if limit == MAX_WORKERS
+        else f"this machine has {cores} core(s); more workers would contend for them and inflate every latency"
+    )
+    return workers, f"--workers {requested} cut to {workers}: {why}"
+
+
 def run_sweep(
     suite_path: str,
     cases: Sequence[CaseSpec],
@@ -138,8 +156,10 @@ def run_sweep(
             finally:
                 opts.remote_url = None
     tasks = _tasks(suite_path, cases, opts)
-    workers = max(1, min(opts.workers, MAX_WORKERS, len(tasks), os.cpu_count() or 1))
-    run = SweepRun(suite_path=str(suite_path), cases=list(cases), options=opts, workers=workers)
+    workers, note = plan_workers(opts.workers, len(tasks))
+    if note:
+        log.warning("%s", note)
+    run = SweepRun(suite_path=str(suite_path), cases=list(cases), options=opts, workers=workers, workers_note=note)
     t0 = time.perf_counter()
     if workers <= 1:
         run.results = [run_query(t, on_progress) for t in tasks]
@@ -197,4 +217,4 @@ def _drain(queue: Any, on_progress: Callable[[dict[str, Any]], None] | None) -> 
                 log.debug("progress callback failed", exc_info=True)
 
 
-__all__ = ["MAX_WORKERS", "SweepOptions", "SweepRun", "run_sweep"]
+__all__ = ["MAX_WORKERS", "SweepOptions", "SweepRun", "plan_workers", "run_sweep"]

@@ -3,8 +3,8 @@
 Each frame is an independent scene (the paper's streams are image streams, not videos), built
 from its own generator seeded by (stream seed, frame index), so frame i does not depend on
 how frames before it were drawn. The order of positive, lookalike and negative frames is a
-seeded permutation with exact counts, so a stream has exactly `round(frames x positives)`
-positives. Corruptions follow the suite's schedule over frame indices.
+seeded permutation with exact counts, so a stream has exactly `max(1, round(frames x positives))`
+positives (`kind_counts`). Corruptions follow the suite's schedule over frame indices.
 
 Scenes reuse the scene toolkit's pieces (easy-VQA test-split sprites, camera-like background,
 sensor noise, corruptions); placement is done here because a benchmark must control what a
@@ -269,11 +269,18 @@ def _frame_objects(composer: _Composer, kind: str, rng: np.random.Generator, whe
     )
 
 
+def kind_counts(query: Query) -> tuple[int, int]:
+    """(positives, lookalikes) of a query's full stream: `max(1, round(frames x positives))`
+    positives (at least one, so a stream always has something to find, also at a share too
+    small to round to one) and `round(rest x lookalikes)` lookalikes; the rest are negatives."""
+    n_pos = min(query.frames, max(1, round(query.frames * query.positives)))
+    return n_pos, round((query.frames - n_pos) * query.lookalikes)
+
+
 def frame_kinds(query: Query, rng: np.random.Generator) -> list[str]:
-    """Exact counts of positive / lookalike / negative frames, in a seeded order."""
+    """Exact counts of positive / lookalike / negative frames (`kind_counts`), in a seeded order."""
     n = query.frames
-    n_pos = max(1, round(n * query.positives))
-    n_look = round((n - n_pos) * query.lookalikes)
+    n_pos, n_look = kind_counts(query)
     kinds = ["positive"] * n_pos + ["lookalike"] * n_look + ["negative"] * (n - n_pos - n_look)
     order = rng.permutation(n)
     return [kinds[int(i)] for i in order]
@@ -313,4 +320,13 @@ def build_stream(
     return Stream(query, seed, frames)
 
 
-__all__ = ["FRAME_KINDS", "ShapeIndex", "Stream", "StreamFrame", "build_stream", "corruption_plan", "frame_kinds"]
+__all__ = [
+    "FRAME_KINDS",
+    "ShapeIndex",
+    "Stream",
+    "StreamFrame",
+    "build_stream",
+    "corruption_plan",
+    "frame_kinds",
+    "kind_counts",
+]

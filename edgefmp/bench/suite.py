@@ -17,9 +17,12 @@ Validation errors name the file and the field: `binary.yaml: queries[3].program:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,6 +31,7 @@ from edgefmp.errors import ConfigError
 from edgefmp.scenes import CORRUPTIONS
 
 SUITE_VERSION = 1
+DIGEST_OF = "content"  # what `Suite.digest` hashes; results record it beside the digest
 
 Color = Literal["red", "green", "blue", "yellow", "teal", "brown", "gray", "black"]
 Shape = Literal["circle", "rectangle", "triangle"]
@@ -343,7 +347,12 @@ class Suite:
         self.spec = spec
         self.source = source
         self.base_dir = base_dir
-        self.digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+        # What results are checked against (`--from-results`): the validated content, so a
+        # comment or a reformatted line does not make a suite "another version".
+        content = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        self.digest = hashlib.blake2b(content.encode("utf-8"), digest_size=8).hexdigest()
+        # The digest of the file's text, which results written before the content digest hold.
+        self.text_digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
         self.queries = [Query(q, spec.defaults, base_dir, i) for i, q in enumerate(spec.queries)]
 
     @property
@@ -370,16 +379,89 @@ class Suite:
         return int.from_bytes(digest, "little")
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
+class _Tagged:
+    """A discriminated union in the schema walk of `_describe`: its members by tag value."""
+
+    def __init__(self, annotation: Any, discriminator: str) -> None:
+        self.members: dict[str, type[BaseModel]] = {}
+        for member in get_args(annotation):
+            tags = get_args(member.model_fields[discriminator].annotation)
+            self.members.update({str(t): member for t in tags})
+
+
+def _node(annotation: Any) -> Any:
+    """What the schema walk keeps of a field's annotation: a model class, a `_Tagged` union,
+    a ("list", item) pair, or None where the walk cannot follow (scalars, tuples)."""
+    if get_origin(annotation) is Annotated:
+        inner, *meta = get_args(annotation)
+        tag = next((m.discriminator for m in meta if getattr(m, "discriminator", None)), None)
+        return _Tagged(inner, str(tag)) if tag else _node(inner)
+    if get_origin(annotation) is list:
+        return ("list", _node(get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(part, int):
+        return node[1] if isinstance(node, tuple) else None
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        info = node.model_fields.get(str(part))
+        if info is None:
+            return None
+        if info.discriminator:
+            return _Tagged(info.annotation, str(info.discriminator))
+        return _node(info.annotation)
+    return None
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(the field path as the user wrote it, the message) of one pydantic error.
+
+    Walks the suite schema along the error's location so that the tag pydantic inserts after a
+    discriminated union (`task.relation.relation` for a relation task's `relation` field) is
+    dropped and nothing else is; an unknown key is named with the closest known one."""
+    path, node = "", _node(SuiteSpec)
+    parent = node
+    for part in error["loc"]:
+        if isinstance(node, _Tagged) and str(part) in node.members:
+            node = node.members[str(part)]  # the union's tag, not a field the user wrote
+            continue
+        parent = node
         if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("exists", "count", "relation", "property", "attribute", "relative", "segment", "cycle", "bursts"):
-            continue  # pydantic's discriminator tag, not a field the user wrote
+            path += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
-    return out
+            path += f".{part}" if path else str(part)
+        node = _child(node, part)
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        key = str(error["loc"][-1])
+        known = list(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        msg = f"unknown key {key!r}" + (
+            f"; did you mean {close[0]!r}?" if close else f"; keys here: {', '.join(known)}" if known else ""
+        )
+    elif error["type"] == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
+        tag, field = str(ctx.get("tag")), str(ctx.get("discriminator", "kind")).strip("'")
+        expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        close = difflib.get_close_matches(tag, expected, n=1, cutoff=0.6)
+        msg = f"unknown {field} {tag!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+        msg += f" ({field}s: {', '.join(expected)})"
+    elif (
+        error["type"] not in ("missing", "value_error")
+        and isinstance(error.get("input"), (str, int, float))
+        and repr(error["input"]) not in msg
+    ):
+        msg += f"; got {error['input']!r}"  # the bad value, as the user wrote it
+    return path, msg
+
+
+def _first_error(errors: list[Any]) -> Any:
+    """The error to report: an unknown key first (a typo'd key also makes its field "missing",
+    and the typo is what the user must fix), else pydantic's first."""
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def parse_suite(data: Any, source: str, base_dir: Path, text: str = "", check_programs: bool = True) -> Suite:
@@ -391,9 +473,7 @@ def parse_suite(data: Any, source: str, base_dir: Path, text: str = "", check_pr
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _field_path(tuple(first["loc"]))
-        msg = str(first["msg"]).removeprefix("Value error, ")
+        where, msg = _describe(_first_error(exc.errors()))
         raise ConfigError(f"{source}: {where}: {msg}" if where else f"{source}: {msg}") from exc
     suite = Suite(spec, source, base_dir, text or repr(data))
     if check_programs:
@@ -416,11 +496,21 @@ def load_suite(path: str | Path, check_programs: bool = True) -> Suite:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path.name}: not valid YAML: {_yaml_problem(exc)}") from exc
     return parse_suite(data, path.name, path.resolve().parent, text, check_programs)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the YAML parser objects to and where (line, column), without its own name for the
+    input (`<unicode string>`): the caller names the file."""
+    mark = getattr(exc, "problem_mark", None)
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = ": ".join(str(p) for p in parts if p) or str(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {text}" if mark is not None else text
+
+
 __all__ = [
+    "DIGEST_OF",
     "SUITE_VERSION",
     "AttributeTask",
     "Bursts",

@@ -24,6 +24,7 @@ from typing import Any
 
 from edgefmp.bench.cases import LARGEST
 from edgefmp.bench.metrics import (
+    BUILT_IN_SUITES,
     INFO,
     MISS,
     NOT_RUN,
@@ -35,13 +36,20 @@ from edgefmp.bench.metrics import (
     pct,
     ratio,
 )
-from edgefmp.bench.report import RESULTS_VERSION, checks_lines, fmt, headline_from_results, learning_lines
+from edgefmp.bench.report import (
+    check_results,
+    checks_lines,
+    fmt,
+    headline_from_results,
+    learning_lines,
+    partial_lines,
+    workers_text,
+)
 from edgefmp.errors import ConfigError
 from edgefmp.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-BUILT_IN_SUITES: tuple[str, ...] = ("binary", "open")
 # Shown on the page; the others are linked.
 SHOWN_PLOTS: tuple[str, ...] = ("pareto_latency.png", "learning_curves.png", "backend_mix.png")
 PLOTS: tuple[str, ...] = (
@@ -89,9 +97,7 @@ def load_results(folder: str | Path) -> SuiteResult:
         raise ConfigError(f"{path}: cannot read the results: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("version") != RESULTS_VERSION:
-        version = data.get("version") if isinstance(data, dict) else None
-        raise ConfigError(f"{path}: results version {version!r}; this edgefmp reads {RESULTS_VERSION}")
+    check_results(data, path)
     try:
         checks, conv = headline_from_results(data)
     except (KeyError, TypeError) as exc:
@@ -155,7 +161,7 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
         f"onnxruntime {versions.get('onnxruntime', '?')}; energy meter: {', '.join(meters)}"
         + (f"; code at commit {env['commit'][:12]}" if env.get("commit") else "")
         + ".  ",
-        f"Wall time: {float(d.get('seconds', 0.0)):.0f} s with {opts.get('workers')} worker(s) "
+        f"Wall time: {float(d.get('seconds', 0.0)):.0f} s with {workers_text(opts)} "
         f"and {opts.get('threads')} thread(s) each. Catalog `{d.get('catalog', {}).get('name')}`, "
         f"suite digest {s.get('digest')}.  ",
         f"Remote tier: {d.get('catalog', {}).get('remote_tier') or 'none'}{_remote_costs(opts)}.  ",
@@ -165,6 +171,7 @@ def suite_section(result: SuiteResult, page_dir: Path) -> list[str]:
         "Costs are means per frame (latency and energy include the router's own time); savings are against "
         f"always-largest (`{LARGEST}`); params = the paper's proxy (millions of parameters called per frame).",
         "",
+        *partial_lines(d),
         f"| case | {metric} | latency ms | energy J | params M | latency saved | energy saved | params saved "
         "| errors |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -206,13 +213,7 @@ def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | 
         + "; every number is read or recomputed from those files (regenerate this page, do not edit it). "
         "How the benchmark works and what each check means: docs/BENCH.md.",
         "",
-        "Always-largest, the monolithic reference, sends every call to the largest model of its function, "
-        "served by `edgefmp serve` on loopback (the bench's remote tier): its latency is what a remote call "
-        "costs on this machine (JPEG encoding, HTTP, the server's queue and compute, decoding). Energy is the "
-        "device's own: with no readable meter it is estimated (docs/COSTS.md) at a busy power while the device "
-        "computes and a low power while it waits on the network, plus a cost per byte, so a remote call costs "
-        "the device little energy per millisecond and energy savings trail latency savings.",
-        "",
+        *reference_lines(results),
         "## Headline checks",
         "",
         "| claim | " + " | ".join(names) + " |",
@@ -233,6 +234,65 @@ def summary_markdown(results: Sequence[SuiteResult], page: Path, command: str | 
     for r in results:
         lines += suite_section(r, page_dir)
     return "\n".join(lines) + "\n"
+
+
+def remote_tier(result: SuiteResult) -> str:
+    """Where a run's always-largest calls went, from its options: "loopback", "link <spec>"
+    (`--remote-link`), or "in-process" (`--no-remote`, or a catalog that cannot be served)."""
+    opts = result.data.get("options", {})
+    if not opts.get("remote"):
+        return "in-process"
+    return f"link {result.link}" if result.link else "loopback"
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def reference_lines(results: Sequence[SuiteResult]) -> list[str]:
+    """The intro's account of always-largest and of energy, true of the runs on the page: each
+    run's options say whether its largest models ran behind `edgefmp serve` (on loopback or a
+    shaped link) or in-process."""
+    where: dict[str, list[str]] = {}
+    for r in results:
+        where.setdefault(remote_tier(r), []).append(r.name)
+
+    def runs(tier: str) -> str:
+        if len(where) == 1:
+            return "in every run" if len(results) > 1 else "in this run"
+        return f"in {_and(where[tier])}"
+
+    parts = []
+    if "loopback" in where:
+        parts.append(
+            f"{runs('loopback')} it is served by `edgefmp serve` on loopback (the bench's remote tier), so its "
+            "latency is what a remote call costs on this machine (JPEG encoding, HTTP, the server's queue and "
+            "compute, decoding)"
+        )
+    for tier in (t for t in where if t.startswith("link ")):
+        parts.append(
+            f"{runs(tier)} over {tier.removeprefix('link ')} (`--remote-link`) it is served by `edgefmp serve` "
+            "through that shaped link, so a remote call also pays the link's round trips and transfer time"
+        )
+    if "in-process" in where:
+        parts.append(f"{runs('in-process')} it runs in-process like every other backend (`--no-remote`)")
+    energy = (
+        "Energy is the device's own: with no readable meter it is estimated (docs/COSTS.md) at a busy power "
+        "while the device computes"
+    )
+    if set(where) != {"in-process"}:
+        energy += (
+            " and a low power while it waits on the network, plus a cost per byte, so a remote call costs the "
+            "device little energy per millisecond and energy savings trail latency savings"
+        )
+    return [
+        "Always-largest, the monolithic reference, sends every call to the largest model of its function: "
+        + "; ".join(parts)
+        + ".",
+        "",
+        energy + ".",
+        "",
+    ]
 
 
 def status_cell(check: Check | None) -> str:
@@ -263,4 +323,13 @@ def write_summary(results: Sequence[SuiteResult], out: str | Path, command: str 
     return page
 
 
-__all__ = ["BUILT_IN_SUITES", "SuiteResult", "combined_wall", "load_results", "summary_markdown", "write_summary"]
+__all__ = [
+    "BUILT_IN_SUITES",
+    "SuiteResult",
+    "combined_wall",
+    "load_results",
+    "reference_lines",
+    "remote_tier",
+    "summary_markdown",
+    "write_summary",
+]

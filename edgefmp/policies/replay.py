@@ -83,6 +83,11 @@ def load_traces(path: str | Path) -> list[Trace]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the trace file: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a trace file: it is not UTF-8 text (undecodable byte at offset {exc.start}); "
+            "expected the JSONL that `edgefmp run --out` writes, one trace per line"
+        ) from exc
     out = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():

@@ -4,6 +4,14 @@ Routing is decided call by call (not once per frame as in the paper) so a policy
 results of earlier calls in the same frame. A failing backend never loses the frame: the call
 falls back to the next available backend and the trace keeps the failed attempt beside the call
 that succeeded.
+
+What the program's time budget (`WorkBudget.max_seconds`, `edgefmp run --max-seconds`) bounds:
+the frame's program code and the backend calls it makes, because both are the frame's work, and
+a frame that takes longer is of no use to a stream. The router's own decisions (the policy's
+`choose`/`escalate`, and waiting for the policy while other frames hold it) are the runtime's
+work, not the program's: the program runs on a clock that stops while the router decides, so a
+slow policy never fails a frame in the program's name. A frame stopped by the budget says where
+its time went.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -18,7 +27,7 @@ import numpy as np
 from edgefmp.backends.base import Backend
 from edgefmp.backends.catalog import Catalog
 from edgefmp.cost.meters import EnergyMeter, EstimatedMeter, busy_power_w
-from edgefmp.errors import BackendUnavailable, ConfigError, ProgramError
+from edgefmp.errors import BackendUnavailable, BudgetExceeded, ConfigError, ProgramError
 from edgefmp.frame import Frame
 from edgefmp.policies.base import BackendInfo, Decision, DecisionContext, Policy, SiteInfo, preference_order
 from edgefmp.program.api import WorkBudget
@@ -62,6 +71,16 @@ def _result_summary(request: Request, result: Result) -> Any:
     return summary
 
 
+def check_sites(program: Any, site_ids: Collection[str], what: str) -> None:
+    """Refuse site ids that are not call sites of `program`, listing the ones it has."""
+    unknown = sorted(set(site_ids) - set(program.sites))
+    if unknown:
+        raise ConfigError(
+            f"{what} site(s) {', '.join(unknown)} are not call sites of {program.filename}; "
+            f"its sites are: {', '.join(program.sites) or 'none'} (see `edgefmp check`)"
+        )
+
+
 class _FrameCaller:
     """The NeuralCaller of one frame: asks the policy, calls backends, records calls."""
 
@@ -71,6 +90,31 @@ class _FrameCaller:
         self.frame_index = frame_index
         self.calls: list[CallRecord] = []
         self.cache: dict[str, Any] = {}
+        self.routing_s = 0.0  # the router's time on this frame (on the executor's clock)
+        self.backend_s = 0.0  # time in backend calls, fallbacks included (same clock)
+
+    def program_clock(self) -> float:
+        """The clock the program's time budget runs on: the executor's, stopped while routing."""
+        return self.executor.clock() - self.routing_s
+
+    def _decide(self, decide: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+        """Run a policy decision under the policy lock; returns it and its own time in µs.
+        Waiting for the lock and deciding are both routing time, not the program's."""
+        clock = self.executor.clock
+        start = clock()
+        with self.executor.policy_lock:
+            t0 = time.perf_counter()
+            result = decide(*args)
+            decision_us = (time.perf_counter() - t0) * 1e6
+        self.routing_s += clock() - start
+        return result, decision_us
+
+    def _invoke(self, *args: Any) -> tuple[CallRecord, Result | None]:
+        start = self.executor.clock()
+        try:
+            return self.executor.invoke(*args)
+        finally:
+            self.backend_s += self.executor.clock() - start
 
     def call(self, site_id: str, request: Request) -> Result:
         ex = self.executor
@@ -90,10 +134,7 @@ class _FrameCaller:
             frame_index=self.frame_index,
             cache=self.cache,
         )
-        with ex.policy_lock:
-            t0 = time.perf_counter()
-            decision = ex.policy.choose(site, context)
-            decision_us = (time.perf_counter() - t0) * 1e6
+        decision, decision_us = self._decide(ex.policy.choose, site, context)
         if not 0 <= decision.index < len(backends):
             raise ConfigError(
                 f"policy {ex.policy.name!r} chose backend {decision.index} at site {site_id}, "
@@ -101,7 +142,7 @@ class _FrameCaller:
             )
         if not available[decision.index]:
             log.warning("policy %s chose unavailable backend %s at %s", ex.policy.name, decision.index, site_id)
-        record, result = ex.invoke(site, backends, request, decision, available, decision_us)
+        record, result = self._invoke(site, backends, request, decision, available, decision_us)
         self.calls.append(record)
         escalate = getattr(ex.policy, "escalate", None)
         # A cascade climbs while its policy asks for a more capable backend; each tier is a
@@ -109,13 +150,10 @@ class _FrameCaller:
         for _ in range(len(backends) - 1):
             if escalate is None or result is None:
                 break
-            with ex.policy_lock:
-                t1 = time.perf_counter()
-                better = escalate(site, context, record)
-                escalate_us = (time.perf_counter() - t1) * 1e6
+            better, escalate_us = self._decide(escalate, site, context, record)
             if better is None or better == record.backend_index or not available[better]:
                 break
-            record, next_result = ex.invoke(site, backends, request, Decision(better, 1.0), available, escalate_us)
+            record, next_result = self._invoke(site, backends, request, Decision(better, 1.0), available, escalate_us)
             self.calls.append(record)
             if next_result is None:
                 break
@@ -137,13 +175,16 @@ class Executor:
         meter: EnergyMeter | None = None,
         budget: WorkBudget | None = None,
         local_only_sites: set[str] | frozenset[str] = frozenset(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.program = program
         self.catalog = catalog
         self.policy = policy
         self.meter = meter or EstimatedMeter()
         self.budget = budget or WorkBudget()
+        self.clock = clock  # of the time budget; injectable so tests need no real time
         self.local_only_sites = frozenset(local_only_sites)
+        check_sites(program, self.local_only_sites, "local-only")
         self._sites: dict[str, SiteInfo] = {}
         # Policies are not thread-safe; frames run concurrently when remote calls overlap.
         self.policy_lock = threading.RLock()
@@ -270,8 +311,13 @@ class Executor:
             return trace
         caller = _FrameCaller(self, frame, frame_index)
         t0 = time.perf_counter()
+        started = self.clock()
         try:
-            trace.answer = _to_json(self.program.run(frame.image, caller, self.budget))
+            trace.answer = _to_json(self.program.run(frame.image, caller, self.budget, clock=caller.program_clock))
+        except BudgetExceeded as exc:
+            trace.error = f"BudgetExceeded: {exc}"
+            if "max_seconds" in str(exc):
+                trace.error += "; " + self._where_time_went(caller, self.clock() - started)
         except ProgramError as exc:
             trace.error = f"{type(exc).__name__}: {exc}"
         except BackendUnavailable as exc:
@@ -283,5 +329,15 @@ class Executor:
         trace.calls = caller.calls
         return trace
 
+    def _where_time_went(self, caller: _FrameCaller, wall_s: float) -> str:
+        backend_s = caller.backend_s
+        program_s = max(wall_s - backend_s - caller.routing_s, 0.0)
+        return (
+            f"where the frame's {wall_s:.2f} s went: {backend_s:.2f} s in {len(caller.calls)} backend "
+            f"call(s), {program_s:.2f} s in the program's own code, and {caller.routing_s:.2f} s routing "
+            f"(not counted); the limit is {self.budget.max_seconds:g} s "
+            "(edgefmp run --max-seconds; choose faster backends if the backends took it)"
+        )
 
-__all__ = ["Executor", "fallback_order"]
+
+__all__ = ["Executor", "check_sites", "fallback_order"]

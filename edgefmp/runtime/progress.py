@@ -1,13 +1,21 @@
-"""The live progress display of a run (rich), fed one trace at a time."""
+"""What a run shows while it goes: the progress display (rich) and failed frames, fed one
+trace at a time."""
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from edgefmp.runtime.summary import error_kind
 from edgefmp.trace import Trace
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES_SHOWN = 10  # distinct errors shown as they happen; the summary counts all of them
 
 
 class StreamProgress:
@@ -44,3 +52,36 @@ class StreamProgress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._progress.stop()
+
+
+class FailureReport:
+    """Shows the first frame of each distinct error as it happens (frame id and message), so a
+    run whose frames fail says why at once instead of only in its traces; repeats of an error
+    already shown are only counted (in the run summary). Prints on `console` (stderr) when
+    given, else logs a warning."""
+
+    def __init__(self, console: Console | None, limit: int = MAX_FAILURES_SHOWN) -> None:
+        self.console = console
+        self.limit = limit
+        self.failed = 0
+        self._kinds: set[str] = set()
+
+    def update(self, trace: Trace) -> None:
+        if trace.error is None:
+            return
+        self.failed += 1
+        kind = error_kind(trace.frame_id, trace.error)
+        if kind in self._kinds or len(self._kinds) > self.limit:
+            return
+        self._kinds.add(kind)
+        if len(self._kinds) > self.limit:
+            self._say("more frames fail in other ways; the summary counts them, --out traces hold every error")
+            return
+        later = "" if len(self._kinds) > 1 else " (each distinct error is shown once; the summary counts them)"
+        self._say(f"frame {trace.frame_id} failed: {trace.error}{later}")
+
+    def _say(self, text: str) -> None:
+        if self.console is None:
+            log.warning("%s", text)
+        else:
+            self.console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)

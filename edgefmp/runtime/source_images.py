@@ -121,7 +121,7 @@ class ImageFolderSource(Source):
                 if self.stopped:
                     return
                 if local % self.options.stride == 0:
-                    yield self._frame(path, local, position / fps, pass_no)
+                    yield self._frame(path, local, round(position / fps, 6), pass_no)
                 position += 1
             if not self.options.loop:
                 return

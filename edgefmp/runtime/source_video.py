@@ -133,6 +133,7 @@ class VideoFileSource(Source):
 
     def _frame(self, position: int, local: int, ts: float, pass_no: int) -> Frame:
         frame_id = f"{self.path.stem}:{position}"
+        ts = round(ts, 6)  # media time to the microsecond: 0.3, not 0.30000000000000004
         meta = {"source": self.spec, "index": local, "pass": pass_no}
         ok, bgr = self._cap.retrieve()
         if not ok or bgr is None:
@@ -146,7 +147,7 @@ class VideoFileSource(Source):
         logger.warning("video %s: frame %d is unreadable (corrupt data)", self.path, local)
         return Frame(
             f"{self.path.stem}:{position}",
-            ts,
+            round(ts, 6),
             None,
             {"source": self.spec, "index": local, "pass": pass_no},
             error=f"cannot read frame {local} of {self.path}: the decoder returned no frame "

@@ -6,26 +6,33 @@ run uses constant memory (one counter per call site and backend). `to_json()` is
 machine-readable form (versioned); `render()` is a rich Table for the CLI.
 
 Definitions:
-- fps: frames / wall time from `start()` (or construction) to `close()` (or now);
+- fps: frames / wall time from `start()` to `close()` (or now). The run calls `start()` once
+  models are loaded and the source is open, so fps covers the stream only; the time before it
+  is reported apart as `setup_s` (a summary never started counts from its construction);
 - per-frame means divide totals by all frames, failed ones included;
 - runtime overhead ratio: sum(wall_ms - backend_ms) / sum(backend_ms), i.e. how much time the
   runtime itself (program, routing, pre/post outside backends, sinks) adds per unit of backend
   time; None before any backend time was measured;
 - energy keeps its meter: joules are summed per source label (nvml, jetson, rapl, estimated),
-  and an estimated figure is shown as estimated.
+  and an estimated figure is shown as estimated;
+- failed frames are grouped by their error (`error_kind`: the message with the frame id and
+  the numbers that vary from frame to frame blanked out), each group with its first frame.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from edgefmp.files import write_text_atomic
@@ -34,6 +41,37 @@ from edgefmp.trace import Cost, Trace
 
 SUMMARY_VERSION = 1
 NO_BACKEND = "(none)"
+ERROR_KINDS_SHOWN = 5  # error groups rendered in the table; to_json has them all (up to the cap)
+MAX_ERROR_KINDS = 100  # distinct groups kept; later new ones are only counted, so memory stays bounded
+
+_SITE_POSITION = re.compile(r"@(\d+):(\d+)$")
+# Numbers that vary between frames of the same failure (indices, sizes, timings), but not the
+# line of a program error nor a site's position, which tell two failures apart.
+_VARYING_NUMBER = re.compile(r"(?<!line )(?<![@:\w.])\d+(?:\.\d+)?")
+
+
+def site_order(site: str) -> tuple[int, int, int, str]:
+    """Sort key of a site id: `find@8:20` before `find@14:27` (by line, then column)."""
+    match = _SITE_POSITION.search(site)
+    if match is None:
+        return (1, 0, 0, site)
+    return (0, int(match.group(1)), int(match.group(2)), site)
+
+
+def error_kind(frame_id: str, error: str) -> str:
+    """The group of a frame's error: its message without the frame id and the numbers that
+    change from frame to frame, so one failure repeated on every frame is one kind."""
+    text = error.replace(frame_id, "<frame>") if frame_id else error
+    return _VARYING_NUMBER.sub("#", text)
+
+
+@dataclass
+class ErrorGroup:
+    """Frames that failed the same way: how many, and the first one's id and message."""
+
+    count: int
+    first_frame: str
+    message: str
 
 
 def human_bytes(n: float) -> str:
@@ -57,8 +95,12 @@ class RunSummary:
     ) -> None:
         self._clock = clock
         self.source_stats = source_stats
-        self.started_at = clock()
+        self.created_at = clock()
+        self.started_at = self.created_at
         self.finished_at: float | None = None
+        self.policy: str | None = None  # what routed the calls, e.g. "adaptive (target: ...)"
+        self.catalog: str | None = None  # which catalog served them
+        self.notes: list[str] = []  # one-line remarks of the run (labels matched, ...)
         self.frames = 0
         self.failed = 0
         self.wall_ms_total = 0.0
@@ -74,11 +116,14 @@ class RunSummary:
         self.mix: dict[str, Counter[str]] = {}
         self.events: Counter[str] = Counter()
         self.audits = 0
+        self.errors: dict[str, ErrorGroup] = {}
+        self.other_errors = 0  # failed frames of kinds beyond MAX_ERROR_KINDS
 
     # --- feeding ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Restart the wall clock (e.g. after models are loaded, so fps measures the stream)."""
+        """Restart the wall clock (e.g. after models are loaded, so fps measures the stream);
+        the time since construction becomes `setup_s`."""
         self.started_at = self._clock()
         self.finished_at = None
 
@@ -86,6 +131,7 @@ class RunSummary:
         self.frames += 1
         if not trace.ok:
             self.failed += 1
+            self._add_error(trace)
         self.wall_ms_total += trace.wall_ms
         self.wall_ms_max = max(self.wall_ms_max, trace.wall_ms)
         self.backend_ms_total += trace.backend_ms
@@ -112,6 +158,17 @@ class RunSummary:
             self._add_energy(audit_cost)
 
     add = write  # reads better outside the sink protocol
+
+    def _add_error(self, trace: Trace) -> None:
+        message = trace.error or "failed"
+        kind = error_kind(trace.frame_id, message)
+        group = self.errors.get(kind)
+        if group is not None:
+            group.count += 1
+        elif len(self.errors) < MAX_ERROR_KINDS:
+            self.errors[kind] = ErrorGroup(1, trace.frame_id, message)
+        else:
+            self.other_errors += 1
 
     def _add_energy(self, cost: Cost) -> None:
         if cost.energy_j or cost.energy_source not in ("none", ""):
@@ -141,6 +198,11 @@ class RunSummary:
         return max(end - self.started_at, 0.0)
 
     @property
+    def setup_s(self) -> float:
+        """Seconds from construction to `start()`: loading models, opening the source."""
+        return max(self.started_at - self.created_at, 0.0)
+
+    @property
     def fps(self) -> float | None:
         elapsed = self.elapsed_s
         return self.frames / elapsed if elapsed > 0 else None
@@ -162,7 +224,7 @@ class RunSummary:
     def backend_mix(self) -> dict[str, dict[str, Any]]:
         """Per call site: its function, call count, and each backend's count and share."""
         out: dict[str, dict[str, Any]] = {}
-        for site, counts in sorted(self.mix.items()):
+        for site, counts in sorted(self.mix.items(), key=lambda item: site_order(item[0])):
             total = sum(counts.values())
             out[site] = {
                 "function": self.site_function.get(site, ""),
@@ -182,9 +244,16 @@ class RunSummary:
 
         return {
             "version": SUMMARY_VERSION,
+            "policy": self.policy,
+            "catalog": self.catalog,
             "frames": self.frames,
             "ok": self.ok,
             "failed": self.failed,
+            "errors": [
+                {"error": g.message, "first_frame": g.first_frame, "frames": g.count}
+                for g in sorted(self.errors.values(), key=lambda g: -g.count)
+            ],
+            "setup_s": round(self.setup_s, 4),
             "elapsed_s": round(self.elapsed_s, 4),
             "fps": None if fps is None else round(fps, 3),
             "wall_ms": {
@@ -213,6 +282,7 @@ class RunSummary:
             "backend_mix": self.backend_mix(),
             "source_events": dict(sorted(self.events.items())),
             "source_stats": None if self.source_stats is None else self.source_stats.as_dict(),
+            "notes": list(self.notes),
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
@@ -225,11 +295,10 @@ class RunSummary:
         if not self.energy_by_source:
             return "not measured"
         per = self._per_frame(self.cost.energy_j) or 0.0
-        parts = [
-            f"{j:.3g} J {'(estimated)' if src == 'estimated' else f'({src})'}"
-            for src, j in sorted(self.energy_by_source.items())
-        ]
-        detail = parts[0] if len(parts) == 1 else " + ".join(parts)
+        sources = sorted(self.energy_by_source.items())
+        if len(sources) == 1:
+            return f"{self.cost.energy_j:.3g} J total ({sources[0][0]}), {per:.3g} J/frame"
+        detail = " + ".join(f"{j:.3g} J ({src})" for src, j in sources)
         return f"{self.cost.energy_j:.3g} J total, {per:.3g} J/frame — {detail}"
 
     def render(self) -> Table:
@@ -238,8 +307,21 @@ class RunSummary:
         table.add_column("metric", style="bold")
         table.add_column("value")
         fps = self.fps
+        if self.policy:
+            table.add_row("policy", escape(self.policy))
+        if self.catalog:
+            table.add_row("catalog", escape(self.catalog))
         table.add_row("frames", f"{self.frames} ({self.ok} ok, {self.failed} failed)")
-        table.add_row("throughput", (f"{fps:.2f} fps" if fps is not None else "n/a") + f" over {self.elapsed_s:.2f} s")
+        groups = sorted(self.errors.values(), key=lambda g: -g.count)
+        for group in groups[:ERROR_KINDS_SHOWN]:
+            table.add_row("  failed", escape(f"{group.count} × {group.message} (first: frame {group.first_frame})"))
+        hidden = sum(g.count for g in groups[ERROR_KINDS_SHOWN:])
+        if hidden + self.other_errors:
+            table.add_row("  failed", f"{hidden + self.other_errors} more, of other kinds (see the traces)")
+        throughput = (f"{fps:.2f} fps" if fps is not None else "n/a") + f" over {self.elapsed_s:.2f} s of stream"
+        if self.setup_s > 0:
+            throughput += f" (setup before it, not counted: {self.setup_s:.2f} s)"
+        table.add_row("throughput", throughput)
         wall = self._per_frame(self.wall_ms_total)
         if wall is not None:
             table.add_row("wall per frame", f"mean {wall:.1f} ms, max {self.wall_ms_max:.1f} ms")
@@ -263,12 +345,14 @@ class RunSummary:
         table.add_row("calls", f"{self.calls} calls, {self.fallbacks} fell back, {self.call_errors} failed")
         if self.audits:
             table.add_row("audit", f"{self.audits} frames also ran on the largest backends (cost included)")
+        for note in self.notes:
+            table.add_row("note", escape(note))
         mix = self.backend_mix()
         if mix:
             table.add_section()
             for site, row in mix.items():
                 shares = ", ".join(f"{name} {b['count']} ({b['share']:.0%})" for name, b in row["backends"].items())
-                table.add_row(f"{site} ({row['function']})", shares)
+                table.add_row(escape(f"{site} ({row['function']})"), escape(shares))
         if self.events or self.source_stats is not None:
             table.add_section()
             if self.events:
@@ -281,4 +365,4 @@ class RunSummary:
         return table
 
 
-__all__ = ["SUMMARY_VERSION", "RunSummary", "human_bytes"]
+__all__ = ["SUMMARY_VERSION", "ErrorGroup", "RunSummary", "error_kind", "human_bytes", "site_order"]

@@ -26,7 +26,14 @@ from edgefmp.bench.metrics import (
     learning_curve,
 )
 from edgefmp.bench.record import CaseRecord
-from edgefmp.bench.summary import SuiteResult, combined_wall, load_results, status_cell, summary_markdown
+from edgefmp.bench.summary import (
+    SuiteResult,
+    combined_wall,
+    load_results,
+    reference_lines,
+    status_cell,
+    summary_markdown,
+)
 from edgefmp.cli import app
 from edgefmp.errors import ConfigError
 from tests.bench.fakes import REF
@@ -109,6 +116,33 @@ def test_checks_pass_on_rows_that_meet_the_claims() -> None:
     assert check_convergence(rows, conv).status == "PASS"
 
 
+def test_a_run_too_short_for_the_claim_cannot_pass_check_3() -> None:
+    """A 40-frame (--quick) stream settles "within 300 frames" trivially: that is no evidence."""
+    rows = _rows()
+    conv = {c: Convergence(c, 25, 40, 0.9, 25, 0.0, 25) for c in ("adaptive@a", "adaptive@b")}
+    facts = RunFacts("accuracy", 20.0, 2, 1, full_run=False, partial_reason="partial run (40 frames per query)")
+    check = check_convergence(rows, conv, facts)
+    assert check.status == "INFO" and check.data["too_short"]
+    assert check.text.startswith("streams of 40 frames (partial run (40 frames per query)) are too short")
+    assert "not evidence" in check.text
+    assert {c.key: c.status for c in headline_checks(rows, conv, facts)}["3"] == "INFO"
+    full = {c: Convergence(c, 100, 300, 0.9, 200, 0.0, 200) for c in ("adaptive@a", "adaptive@b")}
+    assert check_convergence(rows, full).status == "PASS"  # 300-frame streams can show it
+
+
+def test_check_1_prefers_the_cheaper_of_equally_accurate_cases() -> None:
+    # no case within 1 point: the most accurate is named, and of two equally accurate, the cheaper
+    rows = [
+        row("largest", "static", 0.90, 100.0, 1.0),
+        row("adaptive@costly", "adaptive", 0.80, 50.0, 0.5),
+        row("adaptive@cheap", "adaptive", 0.80, 3.0, 0.03),
+    ]
+    check = check_savings(rows, "accuracy")
+    assert check.status == "MISS" and check.data["closest"] == "adaptive@cheap"
+    assert check.data["most_accurate_at_target"] == "adaptive@cheap"
+    assert "most accurate adaptive@cheap" in check.text
+
+
 @pytest.mark.parametrize(
     ("rows", "key", "expected"),
     [
@@ -136,6 +170,10 @@ def test_checks_without_a_family_or_with_a_failed_case() -> None:
 
 def test_wall_time_alone_and_across_suites() -> None:
     assert check_wall(RunFacts("f1", 2000.0, 2, 2)).status == "MISS"
+    builtin = check_wall(RunFacts("f1", 700.0, 2, 2, suite="binary"))
+    assert builtin.status == "INFO" and "of the 1800 s the built-in suites share" in builtin.text
+    mine = check_wall(RunFacts("f1", 2000.0, 2, 2, suite="mine"))  # the claim is not about this suite
+    assert mine.status == "INFO" and "not 'mine'" in mine.text and "both suites share" not in mine.text
     partial = check_wall(RunFacts("f1", 30.0, 2, 1, full_run=False, partial_reason="partial run (40 frames)"))
     assert partial.status == "INFO" and "not evidence" in partial.text
 
@@ -187,6 +225,11 @@ def test_summary_of_a_quick_bench(write_suite: Callable[..., Path], tmp_path: Pa
     missing = CliRunner().invoke(app, ["bench-summary", str(tmp_path / "nope"), "--out", str(page)])
     assert missing.exit_code == 2 and "cannot read the results" in missing.output
     assert "when profiled before the cases" not in text  # no remote tier, no remote prior
+    # a --no-remote run says so; it does not claim a server on loopback
+    assert "in this run it runs in-process" in text and "on loopback" not in text
+    assert "waits on the network" not in text
+    # the short run's convergence check is no evidence either
+    assert next(c for c in data["headline"]["checks"] if c["key"] == "3")["status"] in ("INFO", "NOT RUN")
     rows = [{"name": n, "latency_ms": {"mean": m}} for n, m in (("a-remote", 55.5), ("b-remote", 42.0))]
     data["options"]["remote_profile"] = {"backends": [*rows, {"name": "failed", "latency_ms": None}]}
     (res / "results.json").write_text(json.dumps(data))
@@ -201,3 +244,21 @@ def test_the_table_says_which_half_of_a_missed_claim_holds() -> None:
     assert status_cell(check("MISS", [])) == "MISS"
     assert status_cell(check("PASS", ["latency_ms", "energy_j"])) == "PASS"
     assert status_cell(None) == "NOT RUN"
+
+
+def test_the_intro_says_where_each_run_served_always_largest() -> None:
+    def run(name: str, remote: bool, link: str = "") -> SuiteResult:
+        return SuiteResult(Path("."), {"suite": {"name": name}, "options": {"remote": remote, "remote_link": link}})
+
+    text = " ".join(reference_lines([run("binary", True), run("open", True), run("binary", True, "rtt=40ms")]))
+    assert "in binary and open it is served by `edgefmp serve` on loopback" in text
+    assert "in binary over rtt=40ms (`--remote-link`)" in text and "in-process" not in text
+    mixed = " ".join(reference_lines([run("binary", True), run("mine", False)]))
+    assert "in binary it is served" in mixed and "in mine it runs in-process" in mixed
+
+
+def test_summary_refuses_what_is_not_results(tmp_path: Path) -> None:
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"format": "edgefmp.profile", "version": 1, "backends": []}))
+    with pytest.raises(ConfigError, match="an `edgefmp profile` JSON"):
+        load_results(profile)

@@ -107,6 +107,34 @@ def test_cli_profile_checks_its_output_paths_before_measuring(zoo: Path, tmp_pat
     assert blocker.read_text().startswith("a file")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a folder where no file can be created")
+def test_cli_profile_refuses_a_folder_that_takes_no_files_before_measuring(zoo: Path) -> None:
+    # /proc exists (so the folder check passes) but no file can be created there
+    result = CliRunner().invoke(app, ["profile", str(zoo), "--runs", "3", "--out", "/proc/p.json"])
+    assert result.exit_code == 2 and "cannot write the profile to /proc/p.json" in result.output.replace("\n", " ")
+    assert "profiled" not in result.output
+
+
+def test_profile_tables_name_the_two_throughputs_and_fit_80_columns(zoo: Path) -> None:
+    from rich.console import Console
+
+    from edgefmp.bench.commands import _print_profile
+    from edgefmp.bench.profile import CALLS_PER_S, RAW_BATCH, profile_markdown
+
+    data = run_profile([str(zoo)], runs=3, warmup=1, meter_name="estimated")
+    console = Console(width=80, record=True)
+    _print_profile(data, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for name in ("detect/toy-det", "vqa/toy-attr", "vqa/gone"):
+        assert name in text.splitlines()  # each backend named whole, on its own line
+    flat = " ".join(text.split())
+    assert f"{CALLS_PER_S} " in flat and RAW_BATCH in flat and "(b=" in flat  # the raw run says its batch
+    assert "ConfigError" in flat  # the broken backend's error is shown
+    md = profile_markdown(data)
+    assert f"| {CALLS_PER_S} | {RAW_BATCH} |" in md and "(pre/post-processing excluded)" in md
+
+
 def test_profile_model_files_and_errors(zoo: Path, tmp_path: Path) -> None:
     data = run_profile([str(zoo.parent / "det.onnx")], runs=3, warmup=0, meter_name="estimated", batches=False)
     assert [r["function"] for r in data["backends"]] == ["detect"]
@@ -158,4 +186,8 @@ def test_timed_calls_cycle_over_distinct_scenes() -> None:
     spec = BackendSpec(name="seen", kind="callable", function="detect", options={"fn": detector})
     row = profile_backend(spec, frames, select_meter("estimated"), runs=2 * SAMPLE_SCENES, warmup=3, batches=False)
     assert row.error is None and row.latency_ms is not None and row.latency_ms.n == 2 * SAMPLE_SCENES
-    assert seen == [0, 1, 2] + [i % SAMPLE_SCENES for i in range(2 * SAMPLE_SCENES)]
+    # the timed calls go on from where the warm-up stopped (not back to scene 0, which the
+    # warm-up just showed): no timed call repeats an image among the last RECENT_IMAGES calls
+    assert seen == [i % SAMPLE_SCENES for i in range(3 + 2 * SAMPLE_SCENES)]
+    for k in range(3, len(seen)):
+        assert seen[k] not in seen[max(0, k - RECENT_IMAGES) : k], (k, seen)

@@ -84,6 +84,10 @@ def test_trace_files_and_their_errors(tmp_path: Path, logged: list[Trace]) -> No
         load_traces(bad)
     with pytest.raises(ConfigError, match="missing.jsonl: cannot read"):
         load_traces(tmp_path / "missing.jsonl")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42\xed\xff\x00")  # a video's first bytes: not text
+    with pytest.raises(ConfigError, match="clip.mp4: not a trace file: it is not UTF-8 text"):
+        load_traces(video)
     with pytest.raises(PolicyError, match="no traces"):
         replay([], create("static:0"))
 

@@ -10,7 +10,9 @@ from edgefmp.backends.catalog import Catalog
 from edgefmp.errors import BackendError, BackendTimeout, ConfigError
 from edgefmp.frame import Frame
 from edgefmp.policies import create
+from edgefmp.policies.base import Decision, DecisionContext, Policy, SiteInfo
 from edgefmp.program import compile_program
+from edgefmp.program.api import WorkBudget
 from edgefmp.results import Detections, Verdict
 from edgefmp.runtime.executor import Executor, fallback_order
 
@@ -166,3 +168,62 @@ def test_cascade_climbs_tiers_while_confidence_is_low() -> None:
     trace = ex.run_frame(_frame())
     assert [c.backend for c in trace.calls if c.function == "verify"] == ["tiny", "small", "large"]
     assert trace.answer == "yes"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowToDecide(Policy):
+    """Stands in for a policy whose decisions are slow (paper's ResNet on a small CPU):
+    each decision advances the executor's clock by 10 s."""
+
+    name = "slow-to-decide"
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def choose(self, site: SiteInfo, context: DecisionContext) -> Decision:
+        self.clock.now += 10.0
+        return Decision(0, 1.0)
+
+
+def test_the_routers_decision_time_does_not_count_against_the_program() -> None:
+    clock = FakeClock()
+    catalog = Catalog.from_backends({"detect": [_detector("d")], "verify": [_verifier("v", True)]})
+    ex = Executor(
+        compile_program(PROGRAM), catalog, SlowToDecide(clock), budget=WorkBudget(max_seconds=5.0), clock=clock
+    )
+    trace = ex.run_frame(_frame())
+    assert clock.now == 20.0  # two decisions, 10 s each, on a 5 s budget
+    assert trace.error is None and trace.answer == "yes"
+
+
+def test_a_frame_over_its_time_budget_says_where_the_time_went() -> None:
+    clock = FakeClock()
+
+    def slow_detect(req: object) -> Detections:
+        clock.now += 7.0
+        return Detections(boxes=[[10, 5, 20, 15]], scores=[0.9], labels=["circle"])
+
+    catalog = Catalog.from_backends(
+        {"detect": [CallableBackend.wrap("slow-det", "detect", slow_detect)], "verify": [_verifier("v", True)]}
+    )
+    ex = Executor(
+        compile_program(PROGRAM), catalog, create("static:0"), budget=WorkBudget(max_seconds=5.0), clock=clock
+    )
+    trace = ex.run_frame(_frame())
+    assert trace.error is not None and "max_seconds" in trace.error
+    assert "7.00 s in 1 backend call(s)" in trace.error and "--max-seconds" in trace.error, trace.error
+
+
+def test_unknown_local_only_sites_are_refused_listing_the_programs_sites() -> None:
+    catalog = Catalog.from_backends({"detect": [_detector("d")], "verify": [_verifier("v", True)]})
+    program = compile_program(PROGRAM)
+    with pytest.raises(ConfigError, match="find@99:1") as info:
+        Executor(program, catalog, create("static:0"), local_only_sites={"find@99:1"})
+    assert all(site in str(info.value) for site in program.sites)

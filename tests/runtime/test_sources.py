@@ -53,6 +53,12 @@ def test_video_yields_every_frame_in_order_as_rgb(make_video: Callable[..., Path
     assert source.stats.dropped == 0
 
 
+def test_video_timestamps_are_rounded_to_the_microsecond(make_video: Callable[..., Path]) -> None:
+    """Not 0.30000000000000004: the trace's `ts` is media time a person reads."""
+    frames, _ = read_all(make_video("clip.mp4", frames=15, fps=10.0))
+    assert [repr(f.ts) for f in frames] == [repr(i / 10) for i in range(15)]
+
+
 def test_video_frames_are_converted_from_bgr_to_rgb(make_video: Callable[..., Path]) -> None:
     red_bgr = np.zeros((64, 64, 3), np.uint8)
     red_bgr[..., 2] = 255

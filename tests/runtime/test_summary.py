@@ -142,3 +142,55 @@ def test_write_json_is_atomic_and_readable(tmp_path: Path) -> None:
 
 def test_human_bytes() -> None:
     assert [human_bytes(n) for n in (12, 1536, 2_500_000)] == ["12 B", "1.5 kB", "2.5 MB"]
+
+
+def test_fps_covers_the_stream_and_setup_is_reported_apart() -> None:
+    clock = FakeClock(100.0)
+    s = RunSummary(clock=clock)
+    clock.now = 130.0  # 30 s of loading models and opening the source
+    s.start()
+    for t in traces():
+        s.write(t, None)
+    clock.now = 140.0
+    s.close()
+    assert s.setup_s == pytest.approx(30.0) and s.elapsed_s == pytest.approx(10.0)
+    assert s.to_json()["setup_s"] == pytest.approx(30.0) and s.fps == pytest.approx(0.3)
+    text = render_text(s)
+    assert "0.30 fps over 10.00 s of stream" in text and "not counted: 30.00 s" in text
+
+
+def test_site_rows_are_sorted_by_line_then_column() -> None:
+    s = RunSummary(clock=FakeClock())
+    for site in ("find@14:27", "find@8:20", "verify@8:3", "exists@100:1"):
+        s.write(Trace("v:0", 0.0, calls=[call(site, "detect", "b", Cost(latency_ms=1))]))
+    assert list(s.backend_mix()) == ["verify@8:3", "find@8:20", "find@14:27", "exists@100:1"]
+    text = render_text(s)
+    assert text.index("find@8:20") < text.index("find@14:27") < text.index("exists@100:1")
+
+
+def test_energy_from_one_meter_is_said_once() -> None:
+    s = RunSummary(clock=FakeClock())
+    s.write(Trace("v:0", 0.0, calls=[call("a@1:1", "detect", "b", Cost(latency_ms=1, energy_j=10.3))]))
+    (row,) = [line for line in render_text(s).splitlines() if "energy" in line]
+    assert "10.3 J total (estimated), 10.3 J/frame" in row and row.count("10.3 J") == 2, row
+
+
+def test_failed_frames_are_grouped_by_error_with_their_first_frame() -> None:
+    s = RunSummary(clock=FakeClock())
+    for i in range(3):
+        s.write(Trace(f"v:{i}", 0.1 * i, error=f"cannot decode frame {i} of v.mp4"))
+    s.write(Trace("v:3", 0.3, error="ProgramError: line 2: boom"))
+    s.write(Trace("v:4", 0.4, error="ProgramError: line 5: boom"))  # another line: another error
+    errors = s.to_json()["errors"]
+    assert errors[0] == {"error": "cannot decode frame 0 of v.mp4", "first_frame": "v:0", "frames": 3}
+    assert sorted(e["first_frame"] for e in errors[1:]) == ["v:3", "v:4"]
+    assert "3 × cannot decode frame 0 of v.mp4 (first: frame v:0)" in render_text(s)
+
+
+def test_summary_names_policy_and_catalog_and_keeps_brackets() -> None:
+    s = RunSummary(clock=FakeClock())
+    s.policy, s.catalog = "adaptive (target: x)", "cat[zoo].yaml"
+    data = s.to_json()
+    assert data["policy"] == "adaptive (target: x)" and data["catalog"] == "cat[zoo].yaml"
+    text = render_text(s)
+    assert "adaptive (target: x)" in text and "cat[zoo].yaml" in text
