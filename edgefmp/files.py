@@ -42,6 +42,20 @@ def _umask() -> int:
     return mask
 
 
+def read_text_file(path: Path, what: str, expected: str) -> str:
+    """The UTF-8 text of an input file; a ConfigError naming the file, `what` it should be and
+    the `expected` format when it cannot be read or is not text (a video given for a labels
+    file, say)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror or exc}; expected {expected}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a {what}: it is not UTF-8 text (undecodable byte at offset {exc.start}); expected {expected}"
+        ) from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a mix.
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgefmp.backends.base import Backend
 from edgefmp.backends.registry import backend_class, create_backend
 from edgefmp.errors import BackendUnavailable, ConfigError
+from edgefmp.files import read_text_file
 from edgefmp.results import FUNCTIONS
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,7 @@ def backend_class_or_error(kind: str, where: str) -> type[Backend]:
 def load_catalog(path: str | Path) -> CatalogSpec:
     """Read and validate a catalog file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read catalog {path}: {exc.strerror}; pass --catalog with an existing file") from exc
+    text = read_text_file(path, "catalog", "a catalog YAML such as edgefmp/data/demo_catalog.yaml")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

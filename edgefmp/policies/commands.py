@@ -40,10 +40,10 @@ def replay(
 ) -> None:
     """Off-policy evaluation (IPS, self-normalised IPS, doubly robust) of policies on a trace file."""
     from edgefmp.cli import user_errors
-    from edgefmp.policies.feedback import reward_for
+    from edgefmp.policies.feedback import read_labels, reward_for
     from edgefmp.policies.replay import load_traces
     from edgefmp.policies.replay import replay as estimate
-    from edgefmp.runtime.learning import read_label_file, unmatched_labels_message
+    from edgefmp.runtime.learning import unmatched_labels_message
     from edgefmp.runtime.session import build_policy
 
     notes: set[str] = set()
@@ -52,7 +52,7 @@ def replay(
         rewards = None
         if labels is not None:
             answers = {t.frame_id: t.answer for t in logged}
-            records = read_label_file(labels)
+            records = read_labels(labels)
             rewards = {r.frame_id: reward_for(answers[r.frame_id], r.label) for r in records if r.frame_id in answers}
             if records and not rewards:
                 notes.add(

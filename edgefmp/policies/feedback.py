@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefmp.errors import ConfigError, PolicyError
+from edgefmp.files import read_text_file
 from edgefmp.policies.base import Policy
 from edgefmp.trace import Cost, Trace
 
@@ -280,13 +281,15 @@ class LabelRecord:
     delay: int = 0
 
 
+LABELS_FORMAT = (
+    'JSONL, one object per line: {"frame_id": "clip:0", "label": true, "delay": 0} (delay optional, in frames)'
+)
+
+
 def read_labels(path: str | Path) -> list[LabelRecord]:
     """Read a JSONL labels file; errors name the file and line."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the labels file: {exc}") from exc
+    lines = read_text_file(path, "labels file", LABELS_FORMAT).splitlines()
     out = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():

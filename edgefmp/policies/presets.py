@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgefmp.errors import ConfigError, PolicyError
+from edgefmp.files import read_text_file
 from edgefmp.policies import create, list_policies
 from edgefmp.policies.base import Policy
 
@@ -140,10 +141,9 @@ def parse_preset(data: Any, source: str) -> PresetSpec:
 def load_preset_spec(path: str | Path) -> PresetSpec:
     """Read and validate a preset file."""
     path = Path(path)
+    text = read_text_file(path, "policy preset", "a YAML preset such as policies/template.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the policy preset: {exc}") from exc
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_preset(data, str(path))

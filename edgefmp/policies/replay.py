@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from edgefmp.errors import ConfigError, PolicyError
+from edgefmp.files import read_text_file
 from edgefmp.frame import Frame
 from edgefmp.policies.base import BackendInfo, DecisionContext, Policy, SiteInfo
 from edgefmp.policies.budgets import N_RESOURCES, RESOURCES, cost_tuple
@@ -79,15 +80,8 @@ class ReplayEstimate:
 def load_traces(path: str | Path) -> list[Trace]:
     """Read a JSONL trace file; errors name the file and line."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the trace file: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not a trace file: it is not UTF-8 text (undecodable byte at offset {exc.start}); "
-            "expected the JSONL that `edgefmp run --out` writes, one trace per line"
-        ) from exc
+    expected = "the JSONL that `edgefmp run --out` writes, one trace per line"
+    lines = read_text_file(path, "trace file", expected).splitlines()
     out = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():

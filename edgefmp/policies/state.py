@@ -170,7 +170,7 @@ def load_policy_state(policy: Policy, path: str | Path) -> dict[str, Any]:
         raise PolicyError(f"{path}: {exc}") from exc
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise PolicyError(f"{path}: the saved state does not fit policy {policy.name!r}: {exc!r}") from exc
-    log.info("resumed %s from %s (saved at %s)", policy.name, path, header.get("saved_at"))
+    log.debug("resumed %s from %s (saved at %s)", policy.name, path, header.get("saved_at"))
     return header
 
 

@@ -8,7 +8,6 @@ from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from edgefmp.errors import ConfigError
 from edgefmp.frame import Frame
 from edgefmp.policies.base import Policy
 from edgefmp.policies.feedback import (
@@ -22,22 +21,6 @@ from edgefmp.policies.feedback import (
 )
 from edgefmp.runtime.executor import Executor
 from edgefmp.trace import Trace
-
-LABELS_FORMAT = (
-    'JSONL, one object per line: {"frame_id": "clip:0", "label": true, "delay": 0} (delay optional, in frames)'
-)
-
-
-def read_label_file(path: Path) -> list[LabelRecord]:
-    """`read_labels`, with a file that is not text (a video passed by mistake) a ConfigError
-    naming the file and the expected format."""
-    try:
-        return read_labels(path)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not a labels file: it is not UTF-8 text (undecodable byte at offset {exc.start}); "
-            f"expected {LABELS_FORMAT}"
-        ) from exc
 
 
 def _examples(ids: Iterable[str], n: int = 3) -> str:
@@ -76,7 +59,7 @@ class Learning:
             raise ValueError("audit mode needs a reference executor (the largest configuration)")
         self.feedback = Feedback(policy, agreement_reward if labels is None and audit else reward_for)
         self.labels_path = labels
-        records = label_records if label_records is not None else read_label_file(labels) if labels else []
+        records = label_records if label_records is not None else read_labels(labels) if labels else []
         self.label_ids = frozenset(r.frame_id for r in records)
         self.delayed = DelayedLabels(records) if labels is not None else None
         self.audit = audit

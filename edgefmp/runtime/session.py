@@ -7,8 +7,7 @@ import importlib.util
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ from edgefmp.backends.catalog import Catalog, default_catalog_path, load_catalog
 from edgefmp.cost.meters import select_meter
 from edgefmp.errors import ConfigError, PolicyError
 from edgefmp.policies import Policy, create
-from edgefmp.policies.feedback import AuditSampler, LabelRecord
+from edgefmp.policies.feedback import AuditSampler, LabelRecord, read_labels
 from edgefmp.program import load_program
 from edgefmp.program.api import WorkBudget
 from edgefmp.runtime.executor import Executor, check_sites
-from edgefmp.runtime.learning import Learning, read_label_file
+from edgefmp.runtime.learning import Learning
 from edgefmp.runtime.loop import LoopHooks, run_stream
 from edgefmp.runtime.progress import FailureReport, StreamProgress
 from edgefmp.runtime.sinks import AnnotatedVideoSink, JsonlTraceSink
@@ -61,18 +60,6 @@ def describe_catalog(given: Path | None, used: Path) -> str:
     return f"{used} (the zoo catalog of this checkout, the default)"
 
 
-@contextmanager
-def text_file(path: Path | str, what: str, expected: str) -> Iterator[None]:
-    """Turn a UnicodeDecodeError while reading `path` (a video passed for a YAML or JSONL
-    file) into a ConfigError naming the file and what was expected."""
-    try:
-        yield
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not a {what}: it is not UTF-8 text (undecodable byte at offset {exc.start}); expected {expected}"
-        ) from exc
-
-
 # `--policy adaptive` without a preset: the project's promise, the cheapest routing within one
 # point of accuracy of the largest backends (with no target at all it would only chase accuracy).
 DEFAULT_ADAPTIVE_TARGETS = {"accuracy_gap": 1.0}
@@ -83,8 +70,7 @@ def build_policy(name: str | None) -> Policy:
     if name.endswith((".yaml", ".yml")):
         from edgefmp.policies.presets import load_preset
 
-        with text_file(name, "policy preset", "a YAML preset such as policies/template.yaml"):
-            return load_preset(Path(name))
+        return load_preset(Path(name))
     if name == "adaptive":
         return create(name, targets=dict(DEFAULT_ADAPTIVE_TARGETS))
     return create(name)
@@ -168,12 +154,11 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
     summary = RunSummary()
     program = load_program(options.program)
     catalog_path = resolve_catalog_path(options.catalog)
-    with text_file(catalog_path, "catalog", "a catalog YAML such as edgefmp/data/demo_catalog.yaml"):
-        spec = load_catalog(catalog_path)
+    spec = load_catalog(catalog_path)
     policy = build_policy(options.policy)
     check_policy_fits(policy, program)
     check_sites(program, options.local_only, "local-only")
-    label_records = read_label_file(options.labels) if options.labels is not None else None
+    label_records = read_labels(options.labels) if options.labels is not None else None
     summary.policy = describe_policy(policy, options.policy)
     summary.catalog = describe_catalog(options.catalog, catalog_path)
     state_io = _policy_state_io(policy, options.state, console)

@@ -216,7 +216,11 @@ class RunSummary:
     @property
     def energy_label(self) -> str:
         """Which meters the energy figure comes from, e.g. 'nvml', 'estimated', 'nvml+estimated'."""
-        return "+".join(sorted(self.energy_by_source)) or "none"
+        return "+".join(sorted(self._meters())) or "none"
+
+    def _meters(self) -> set[str]:
+        """The meter names in the energy labels ("nvml+estimated" holds two)."""
+        return {m for label in self.energy_by_source for m in label.split("+") if m not in ("", "none")}
 
     def _per_frame(self, total: float) -> float | None:
         return total / self.frames if self.frames else None
@@ -272,7 +276,7 @@ class RunSummary:
                     "money": mean(c.money, 8),
                 },
                 "energy_by_source": {k: round(v, 6) for k, v in sorted(self.energy_by_source.items())},
-                "energy_estimated": "estimated" in self.energy_by_source,
+                "energy_estimated": "estimated" in self._meters(),
             },
             "calls": self.calls,
             "call_errors": self.call_errors,

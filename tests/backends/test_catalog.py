@@ -76,8 +76,15 @@ def test_function_with_no_runnable_backend_is_an_error(tmp_path: Path) -> None:
 
 
 def test_missing_catalog_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="pass --catalog"):
+    with pytest.raises(ConfigError, match=r"nope.yaml: cannot read the catalog: .*expected a catalog YAML such as"):
         load_catalog(tmp_path / "nope.yaml")
+
+
+def test_a_catalog_that_is_not_text_is_named_with_what_was_expected(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42\xff\xfe\x80")
+    with pytest.raises(ConfigError, match=r"clip.mp4: not a catalog: it is not UTF-8 text"):
+        load_catalog(video)
 
 
 def test_accuracy_prior_is_a_share_and_reaches_the_policy(tmp_path: Path) -> None:

@@ -175,6 +175,16 @@ def test_energy_from_one_meter_is_said_once() -> None:
     assert "10.3 J total (estimated), 10.3 J/frame" in row and row.count("10.3 J") == 2, row
 
 
+def test_energy_labels_of_metered_frames_name_each_meter_once() -> None:
+    """A metered call adds the radio's estimate ("nvml+estimated"): the run's label names the
+    meters, and the estimated part is flagged."""
+    s = RunSummary(clock=FakeClock())
+    for i, label in enumerate(("nvml+estimated", "nvml", "nvml+estimated")):
+        s.write(Trace(f"v:{i}", 0.0, calls=[call("a@1:1", "detect", "b", Cost(energy_j=1.0, energy_source=label))]))
+    assert s.energy_label == "estimated+nvml"
+    assert s.to_json()["cost"]["energy_estimated"] is True
+
+
 def test_failed_frames_are_grouped_by_error_with_their_first_frame() -> None:
     s = RunSummary(clock=FakeClock())
     for i in range(3):
