@@ -136,7 +136,8 @@ Request = DetectRequest | VerifyRequest | VQARequest | AnswerRequest | ClassifyR
 @dataclass
 class Result:
     """Fields every result has: a confidence in [0, 1] (None when the backend gives none), the
-    bytes its call moved over the network and, for remote calls, what was sent."""
+    bytes its call moved over the network, what a paid endpoint charged for it and, for remote
+    calls, what was sent."""
 
     confidence: float | None = None
     bytes_up: int = 0
@@ -144,12 +145,15 @@ class Result:
     # What a remote call actually sent (image size after downscaling, encoding, JPEG quality):
     # the bytes-vs-accuracy trade recorded beside the call's arguments in the trace.
     sent: dict[str, Any] | None = field(default=None, kw_only=True)
+    money: float = field(default=0.0, kw_only=True)  # US dollars (a remote backend's `price`)
 
     def _check_common(self) -> None:
         if self.confidence is not None and not 0.0 <= float(self.confidence) <= 1.0:
             raise ValueError(f"{type(self).__name__}.confidence must lie in [0, 1], got {self.confidence}")
         if self.bytes_up < 0 or self.bytes_down < 0:
             raise ValueError(f"{type(self).__name__}: byte counts cannot be negative")
+        if not self.money >= 0.0:
+            raise ValueError(f"{type(self).__name__}.money cannot be negative, got {self.money}")
 
     def summary(self) -> Any:
         """A short JSON-able form for traces."""

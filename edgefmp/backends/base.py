@@ -64,6 +64,10 @@ class Backend(ABC):
         """False while the backend cannot be used (for example a remote circuit is open)."""
         return True
 
+    def unavailable_reason(self) -> str | None:
+        """Why `available()` is False now (None while it is True), for the runtime's message."""
+        return None
+
     def warmup(self) -> None:
         """Run once before timing so first-call costs (allocation, JIT) stay out of traces."""
 

@@ -185,7 +185,7 @@ class Catalog:
                     created[fn].append(backend)
                     if warmup:
                         backend.warmup()
-                    log.info("backend %s (%s) ready for %s", b.name, b.kind, fn)
+                    log.info("backend %s (%s) opened for %s", b.name, b.kind, fn)
                 if not created[fn]:
                     raise ConfigError(
                         f"catalog {spec.name!r}: no backend of function {fn!r} can run on this machine: "

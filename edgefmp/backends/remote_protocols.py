@@ -1,8 +1,9 @@
 """The two wire protocols a RemoteBackend speaks: OpenAI-compatible chat and KServe v2.
 
 Each protocol turns a request into a JSON body and the server's JSON answer into a result.
-Transport (retries, timeouts, byte counting) lives in remote_http; answer parsing helpers in
-remote_answers. docs/REMOTE.md documents both layouts for people writing a server.
+Transport (retries, timeouts, byte counting and error kinds: RemotePoster in remote_http) is
+separate; answer parsing helpers live in remote_answers. docs/REMOTE.md documents both layouts
+for people writing a server.
 
 OpenAI-compatible (`POST {url}/chat/completions`): one user message whose content is a text
 part (the prompt, built per function below) and, for image functions, an `image_url` part
@@ -115,6 +116,11 @@ class Protocol(ABC):
     @abstractmethod
     def parse(self, request: Request, body: Any, image: SentImage | None) -> Result:
         """The result; raise ValueError when the body cannot be read."""
+
+    def usage(self, body: Any) -> tuple[int, int] | None:
+        """(input tokens, output tokens) the server billed for this answer; None when the
+        answer does not say (KServe v2 has no such field)."""
+        return None
 
 
 # ------------------------------------------------------------------------------------- OpenAI
@@ -244,6 +250,16 @@ class OpenAIProtocol(Protocol):
     def parse(self, request: Request, body: Any, image: SentImage | None) -> Result:
         text, confidence = _message_text(body)
         return result_from_text(request, text, image, confidence)
+
+    def usage(self, body: Any) -> tuple[int, int] | None:
+        """`usage.prompt_tokens` and `usage.completion_tokens` of a chat completion."""
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            return None
+        counts = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+            return None
+        return int(counts[0]), int(counts[1])  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------- KServe

@@ -71,6 +71,13 @@ def _result_summary(request: Request, result: Result) -> Any:
     return summary
 
 
+def _why_unavailable(backend: Backend) -> str:
+    """Why a call may not use `backend` now (it is either down or remote at a local_only site)."""
+    if backend.available():
+        return "remote, and this site is local_only"
+    return backend.unavailable_reason() or "unavailable"
+
+
 def check_sites(program: Any, site_ids: Collection[str], what: str) -> None:
     """Refuse site ids that are not call sites of `program`, listing the ones it has."""
     unknown = sorted(set(site_ids) - set(program.sites))
@@ -122,10 +129,8 @@ class _FrameCaller:
         backends = ex.catalog.backends(site.function)
         available = [b.available() and not (site.local_only and b.location == "remote") for b in backends]
         if not any(available):
-            raise BackendUnavailable(
-                f"site {site_id}: no backend of {site.function!r} is available now "
-                f"({', '.join(b.name for b in backends)})"
-            )
+            reasons = "; ".join(f"{b.name}: {_why_unavailable(b)}" for b in backends)
+            raise BackendUnavailable(f"site {site_id}: no backend of {site.function!r} is available now ({reasons})")
         context = DecisionContext(
             frame=self.frame,
             request=request,
@@ -239,7 +244,7 @@ class Executor:
             carrier = result
         except Exception as exc:  # any backend failure falls back; the trace keeps the reason
             error = f"{type(exc).__name__}: {exc}"
-            carrier = exc  # a failed remote call still moved bytes; its error carries them
+            carrier = exc  # a failed remote call still moved bytes (and may be billed); its error carries them
             log.debug("backend %s failed", backend.name, exc_info=True)
         latency_s = time.perf_counter() - t0
         up, down = int(getattr(carrier, "bytes_up", 0) or 0), int(getattr(carrier, "bytes_down", 0) or 0)
@@ -251,6 +256,7 @@ class Executor:
             energy_source=reading.source,
             bytes_up=up,
             bytes_down=down,
+            money=float(getattr(carrier, "money", 0.0) or 0.0),
         )
         return result, cost, error
 

@@ -69,7 +69,10 @@ def create_app(catalog: Catalog, settings: ServeSettings | None = None) -> FastA
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404:
-            message = f"no route {request.method} {request.url.path[:200]}; see docs/REMOTE.md for the endpoints"
+            message = (
+                f"no route {request.method} {request.url.path[:200]}; "
+                "see docs/DEPLOY.md (section `edgefmp serve`) for the endpoints"
+            )
         return _error(request, exc.status_code, message)
 
     @app.exception_handler(RequestValidationError)

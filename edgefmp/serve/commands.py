@@ -59,6 +59,14 @@ def register(app: typer.Typer) -> None:
                 max_request_bytes=int(max_request_mb * 2**20),
                 default_model=default_model,
             )
+            if not catalog.is_file():
+                from edgefmp.errors import ConfigError
+
+                what = "is a folder, not a file" if catalog.is_dir() else "does not exist"
+                raise ConfigError(
+                    f"catalog {catalog} {what}; give the catalog YAML as the first argument, "
+                    "e.g. edgefmp serve models/catalog.yaml"
+                )
             spec = load_catalog(catalog)
             with Catalog.open(spec) as opened:
                 app_ = create_app(opened, settings)
@@ -68,6 +76,11 @@ def register(app: typer.Typer) -> None:
                     console.print(
                         f"[yellow]warning:[/] listening on {host} without a token: anyone who can reach this "
                         "machine can use its models; pass --token-env"
+                    )
+                elif not settings.loopback:
+                    console.print(
+                        f"[yellow]note:[/] serving plain HTTP on {host}: the bearer token and the images cross "
+                        "the network unencrypted; put a TLS-terminating reverse proxy in front (docs/DEPLOY.md)"
                     )
                 names = ", ".join(app_.state.models.names())
                 out.print(f"edgefmp serve: listening on http://{host}:{bound} (models: {names})", highlight=False)

@@ -1,7 +1,9 @@
 """Prometheus metrics of one server, in the text exposition format (no client library needed).
 
 Per endpoint and model: requests by status code, a latency histogram, and errors by reason
-(bad_request, unauthorized, not_found, too_large, model_error, unavailable, internal). The
+(bad_request, unauthorized, not_found, too_large, model_error, unavailable, internal); per
+endpoint: the requests in flight (the model of a chat request is known only once its body is
+read, so the gauge, set when a request arrives, has no model label). The
 `model` label holds only served names ("-" otherwise), so a client cannot grow the label set
 by sending made-up names. One `Metrics` object per app; it is thread-safe.
 """
@@ -47,16 +49,16 @@ class Metrics:
         self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self._errors: dict[tuple[str, str, str], int] = defaultdict(int)
         self._latency: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
-        self._in_flight = 0
+        self._in_flight: dict[str, int] = defaultdict(int)
 
-    def started(self) -> None:
+    def started(self, endpoint: str) -> None:
         with self._lock:
-            self._in_flight += 1
+            self._in_flight[endpoint] += 1
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
-        """Record one finished request (and `started()` must have been called for it)."""
+        """Record one finished request (`started(endpoint)` must have been called for it)."""
         with self._lock:
-            self._in_flight -= 1
+            self._in_flight[endpoint] -= 1
             self._requests[(endpoint, model, str(status))] += 1
             self._latency[(endpoint, model)].observe(seconds)
             if status >= 400:
@@ -68,7 +70,7 @@ class Metrics:
             requests = dict(self._requests)
             errors = dict(self._errors)
             latency = {k: _Histogram(list(h.counts), h.total, h.n) for k, h in self._latency.items()}
-            in_flight = self._in_flight
+            in_flight = dict(self._in_flight)
         lines = [
             f"# HELP {PREFIX}_requests_total Requests answered, by endpoint, model and HTTP status.",
             f"# TYPE {PREFIX}_requests_total counter",
@@ -95,8 +97,9 @@ class Metrics:
             lines.append(f"{PREFIX}_request_duration_seconds_sum{{{base}}} {hist.total:.6f}")
             lines.append(f"{PREFIX}_request_duration_seconds_count{{{base}}} {hist.n}")
         lines += [
-            f"# HELP {PREFIX}_requests_in_flight Requests being answered now.",
+            f"# HELP {PREFIX}_requests_in_flight Requests being answered now, by endpoint.",
             f"# TYPE {PREFIX}_requests_in_flight gauge",
-            f"{PREFIX}_requests_in_flight {in_flight}",
         ]
+        for endpoint, n in sorted(in_flight.items()):
+            lines.append(f"{PREFIX}_requests_in_flight{{{_labels(endpoint=endpoint)}}} {n}")
         return "\n".join(lines) + "\n"

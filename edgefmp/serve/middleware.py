@@ -106,7 +106,8 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
-        self.metrics.started()
+        endpoint = endpoint_of(scope["path"], scope.get("method", ""))
+        self.metrics.started(endpoint)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -117,7 +118,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            endpoint = endpoint_of(scope["path"], scope.get("method", ""))
             self.metrics.observe(endpoint, self._model(scope), status, time.perf_counter() - start)
 
 

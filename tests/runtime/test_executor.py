@@ -53,6 +53,23 @@ def _executor(detect: list, verify: list, policy: str = "static:0", **kw) -> Exe
     return Executor(compile_program(PROGRAM), catalog, create(policy), **kw)
 
 
+class _Down(CallableBackend):
+    """A backend that is down for a stated reason (as a remote one with its circuit open)."""
+
+    def available(self) -> bool:
+        return False
+
+    def unavailable_reason(self) -> str | None:
+        return "circuit open until 12:00:00 (in 30 s) after: connection refused"
+
+
+def test_a_site_with_no_backend_available_says_why_for_each() -> None:
+    down = _Down.wrap("remote-big", "detect", lambda req: Detections(boxes=[], scores=[], labels=[]))
+    trace = _executor([down], [_verifier("v0", True)]).run_frame(_frame())
+    assert trace.error is not None and "no backend of 'detect' is available now" in trace.error
+    assert "remote-big: circuit open until 12:00:00 (in 30 s) after: connection refused" in trace.error
+
+
 def test_routes_every_call_and_records_costs() -> None:
     ex = _executor([_detector("small"), _detector("big")], [_verifier("v0", True), _verifier("v1", False)])
     trace = ex.run_frame(_frame())

@@ -49,6 +49,11 @@ def test_serve_explains_an_unset_token_variable_and_a_bad_catalog(tmp_path: Path
         timeout=60,
     )
     assert done.returncode == 2 and "EDGEFMP_TEST_UNSET_VAR" in " ".join(done.stderr.split())
+    missing = tmp_path / "nowhere.yaml"
+    done = subprocess.run([*run, str(missing), "--port", "0"], capture_output=True, text=True, timeout=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "nowhere.yaml does not exist" in said
+    assert "--catalog" not in said and "first argument" in said  # serve takes the catalog positionally
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nfunctions:\n  detect:\n    - {name: a, kind: onx}\n")
     done = subprocess.run([*run, str(bad), "--port", "0"], capture_output=True, text=True, timeout=60)

@@ -201,7 +201,22 @@ def test_metrics_are_prometheus_text_and_count_requests(http: httpx.Client) -> N
     buckets = [v for k, v in samples.items() if k.startswith(f"edgefmp_serve_request_duration_seconds_bucket{{{base}")]
     assert buckets == sorted(buckets)  # cumulative
     assert buckets[-1] == samples[f"edgefmp_serve_request_duration_seconds_count{{{base}}}"]
-    assert samples["edgefmp_serve_requests_in_flight"] == 1  # this scrape
+    # by endpoint, as docs/DEPLOY.md says: only this scrape is in flight now
+    assert samples['edgefmp_serve_requests_in_flight{endpoint="metrics"}'] == 1
+    assert samples['edgefmp_serve_requests_in_flight{endpoint="infer"}'] == 0
+
+
+def test_unknown_paths_point_at_the_document_that_lists_the_endpoints(http: httpx.Client) -> None:
+    from pathlib import Path
+
+    response = http.get("/v3/nothing-here")
+    assert response.status_code == 404
+    message = response.json()["error"]
+    doc = re.search(r"docs/[A-Z]+\.md", message)
+    assert doc is not None, message
+    text = (Path(__file__).resolve().parents[2] / doc.group(0)).read_text(encoding="utf-8")
+    for endpoint in ("/v2/health/", "/v2/models/{name}/infer", "/v1/chat/completions", "/metrics"):
+        assert endpoint in text, f"{doc.group(0)} does not list {endpoint}"
 
 
 def test_model_label_never_grows_from_client_input(http: httpx.Client) -> None:
