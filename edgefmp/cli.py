@@ -146,7 +146,7 @@ def run(
     Exits 1 when every frame failed (the first frame of each distinct error is shown as it
     happens), 2 on bad input.
     """
-    from edgefmp.runtime.session import RunOptions, run_program
+    from edgefmp.runtime.session import RunInterrupted, RunOptions, run_program
 
     options = RunOptions(
         program=program,
@@ -167,8 +167,13 @@ def run(
         order=order,
         max_seconds=max_seconds,
     )
-    with user_errors():
-        summary = run_program(options, console=console)
+    try:
+        with user_errors():
+            summary = run_program(options, console=console)
+    except RunInterrupted as stop:
+        out.print(stop.summary.render())
+        console.print(f"[yellow]interrupted:[/] {escape(str(stop))}", highlight=False)
+        raise typer.Exit(130) from None
     out.print(summary.render())
     exit_if_every_frame_failed(summary)
 

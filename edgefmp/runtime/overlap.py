@@ -200,6 +200,7 @@ def run_stream_overlapped(
     source_error: BaseException | None = None
     ended = False
     seq = 0
+    interrupted = False
     reader.thread.start()
     try:
         while not ended or jobs:
@@ -228,9 +229,14 @@ def run_stream_overlapped(
             _emit_ready(mode, outbox, jobs, finished, emitter, live)
         while outbox:  # trailing events
             emitter.event(outbox.popleft()[1])
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         reader.stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # On Ctrl-C the frames still running are dropped, not waited for: a remote call can
+        # take timeout_s x attempts, and the catalog's close (by the caller) ends it.
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
         reader.thread.join(timeout=5.0)
         if hooks.save_state is not None and emitter.done:
             hooks.save_state()

@@ -145,6 +145,15 @@ class RunOptions:
     max_seconds: float | None = None  # per-frame time budget (WorkBudget.max_seconds); None: its default
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the summary of the frames done (already written to --summary-out)
+    travels with it, so the command can still show it."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__(f"interrupted after {summary.frames} frames")
+        self.summary = summary
+
+
 def run_program(options: RunOptions, console: Console | None = None) -> RunSummary:
     """Run `options.program` on `options.source`; see `edgefmp run --help`.
 
@@ -184,6 +193,7 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
 
         hooks = LoopHooks(feedback=learning, save_state=state_io, save_every=options.save_every, on_frame=on_frame)
         summary.start()  # models are loaded and the source is open: fps measures the stream
+        interrupted = False
         try:
             with progress:
                 if options.inflight > 1:
@@ -200,11 +210,18 @@ def run_program(options: RunOptions, console: Console | None = None) -> RunSumma
                     )
                 else:
                     run_stream(source, executor, sinks, hooks, max_frames=options.max_frames)
+        except KeyboardInterrupt:
+            interrupted = True  # closing the catalog below ends the calls still in flight
         finally:
             source.close()
+    summary.close()
     _feedback_notes(options, learning, summary, console)
+    if interrupted:
+        summary.notes.append(f"interrupted (Ctrl-C) after {summary.frames} frames; frames still in flight were dropped")
     if options.summary_out is not None:
         summary.write_json(options.summary_out)
+    if interrupted:
+        raise RunInterrupted(summary)
     return summary
 
 
