@@ -260,12 +260,13 @@ def reference_lines(results: Sequence[SuiteResult]) -> list[str]:
     def runs(tier: str) -> str:
         if len(where) == 1:
             return "in every run" if len(results) > 1 else "in this run"
-        return f"in {_and(where[tier])}"
+        names = where[tier]
+        return f"in the {_and(names)} run{'s' if len(names) > 1 else ''}"
 
     parts = []
     if "loopback" in where:
         parts.append(
-            f"{runs('loopback')} it is served by `edgefmp serve` on loopback (the bench's remote tier), so its "
+            f"{runs('loopback')} on loopback it is served by `edgefmp serve` (the bench's remote tier), so its "
             "latency is what a remote call costs on this machine (JPEG encoding, HTTP, the server's queue and "
             "compute, decoding)"
         )

@@ -251,10 +251,10 @@ def test_the_intro_says_where_each_run_served_always_largest() -> None:
         return SuiteResult(Path("."), {"suite": {"name": name}, "options": {"remote": remote, "remote_link": link}})
 
     text = " ".join(reference_lines([run("binary", True), run("open", True), run("binary", True, "rtt=40ms")]))
-    assert "in binary and open it is served by `edgefmp serve` on loopback" in text
-    assert "in binary over rtt=40ms (`--remote-link`)" in text and "in-process" not in text
+    assert "in the binary and open runs on loopback it is served by `edgefmp serve`" in text
+    assert "in the binary run over rtt=40ms (`--remote-link`)" in text and "in-process" not in text
     mixed = " ".join(reference_lines([run("binary", True), run("mine", False)]))
-    assert "in binary it is served" in mixed and "in mine it runs in-process" in mixed
+    assert "in the binary run on loopback it is served" in mixed and "in the mine run it runs in-process" in mixed
 
 
 def test_summary_refuses_what_is_not_results(tmp_path: Path) -> None:
