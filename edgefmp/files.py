@@ -4,8 +4,10 @@ was measured.
 Every output goes to a temporary file in the target's folder, is flushed and fsync'ed, then
 `os.replace`d over the target, and the folder is fsync'ed: a process killed at any point
 (SIGKILL included) leaves the previous file or the new one, never a torn one. Commands that
-measure for minutes call `prepare_output` on their output paths first, so that a path they
-cannot write is reported before the work, not after it.
+measure for minutes call `check_output_file` / `check_output_dir` on their outputs first, so
+that a path they cannot write is reported before the work, not after it: these create the
+folder and also create and remove a file in it, since only that proves a file can be written
+there (a folder can exist and still refuse new files: `/proc`, a read-only mount).
 """
 
 from __future__ import annotations
@@ -97,6 +99,40 @@ def prepare_output(path: str | os.PathLike[str], what: str) -> Path:
     return target
 
 
+def _probe(folder: Path, what: str, target: Path) -> None:
+    """Create and remove a file in `folder`, or a ConfigError naming `what` and `target`."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".edgefmp-probe.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {what} to {target}: no file can be created in {folder} ({exc.strerror or exc}); "
+            "choose another path"
+        ) from exc
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_dir(folder: str | os.PathLike[str], what: str) -> Path:
+    """Create the output folder `folder` if needed and check a file can be written in it."""
+    target = Path(folder)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"cannot write {what} to {target}: it is a file, and {what} go in a folder; give a folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {what} to {target}: {exc.strerror or exc}; choose another folder") from exc
+    _probe(target, what, target)
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Create the folder of output file `path` if needed (`prepare_output`) and check a file
+    can be written in it."""
+    target = prepare_output(path, what)
+    _probe(target.parent if str(target.parent) else Path("."), what, target)
+    return target
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str, what: str) -> Path:
     """`text` (UTF-8) to `path` atomically, its folder created; errors as ConfigError."""
     target = prepare_output(path, what)
@@ -107,4 +143,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, what: str) -> Pat
     return target
 
 
-__all__ = ["atomic_write_bytes", "prepare_output", "write_text_atomic"]
+__all__ = [
+    "atomic_write_bytes",
+    "check_output_dir",
+    "check_output_file",
+    "prepare_output",
+    "read_text_file",
+    "write_text_atomic",
+]

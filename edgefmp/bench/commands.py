@@ -128,10 +128,10 @@ def bench(
     from edgefmp.bench.cases import plan_cases
     from edgefmp.bench.execute import open_catalog
     from edgefmp.bench.machine import environment
-    from edgefmp.bench.outputs import check_output_dir
     from edgefmp.bench.report import build_report, write_report
     from edgefmp.bench.runner import SweepOptions, plan_workers, run_sweep
     from edgefmp.bench.suite import load_suite
+    from edgefmp.files import check_output_dir
     from edgefmp.runtime.session import resolve_catalog_path
 
     command = _command_line(ctx)
@@ -194,17 +194,15 @@ def bench(
 def _rebuild(results: Path, spec: Any, out_dir: Path | None, plots: bool) -> None:
     """Rebuild a report from a results file: same records, command and environment. The file
     is checked first: a results object of this suite (not a profile, not another suite's)."""
-    from edgefmp.bench.outputs import check_output_dir
     from edgefmp.bench.report import build_report, check_results, check_same_suite, run_from_results, write_report
+    from edgefmp.files import check_output_dir, read_text_file
 
+    expected = "the results.json that `edgefmp bench` writes"
+    text = read_text_file(results, "results file", expected)
     try:
-        data = json.loads(results.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{results}: cannot read the results: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{results}: not JSON ({exc}); expected the results.json that `edgefmp bench` writes"
-        ) from exc
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{results}: not JSON ({exc}); expected {expected}") from exc
     check_same_suite(check_results(data, results), spec, results)
     target = check_output_dir(out_dir or results.parent, "the results")
     report = build_report(run_from_results(data), spec, data["command"], data["environment"], data["catalog"])
@@ -395,10 +393,9 @@ def profile(
 ) -> None:
     """Measure every backend on this device (latency percentiles, throughput, memory, energy)."""
     from edgefmp.backends.catalog import load_catalog
-    from edgefmp.bench.outputs import check_output_file
     from edgefmp.bench.prior import apply_profile, catalog_yaml
     from edgefmp.bench.profile import profile_markdown, run_profile
-    from edgefmp.files import write_text_atomic
+    from edgefmp.files import check_output_file, write_text_atomic
 
     try:
         if write_catalog is not None and not (len(targets) == 1 and targets[0].endswith((".yaml", ".yml"))):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgefmp.errors import ConfigError, EdgeFMPError
+from edgefmp.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgefmp.export.pipeline import ExportJob, SizeSpec
@@ -102,7 +102,9 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         console = Console()
-        try:
+        from edgefmp.cli import user_errors  # here: cli imports this module while it loads
+
+        with user_errors():
             job = build_job(
                 model=model,
                 recipe=recipe,
@@ -131,10 +133,6 @@ def register(app: typer.Typer) -> None:
             from edgefmp.export.pipeline import run_job
 
             results = run_job(job)
-        except EdgeFMPError as exc:
-            # escaped: rich would read `edgefmp[trt]` or a path with brackets as markup
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from None
         from edgefmp.export.report import next_commands, status_table
 
         console.print(status_table(results))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from edgefmp.errors import ConfigError
 from edgefmp.export.quantize import CALIB_METHODS
@@ -48,18 +48,12 @@ class Recipe(BaseModel):
     opset: int | None = None
     notes: str = ""
 
-    @field_validator("function")
+    @field_validator("function", "calib_method")
     @classmethod
-    def _function(cls, value: str) -> str:
-        if value not in FUNCTIONS:
-            raise ValueError(f"{value!r} is not one of {', '.join(FUNCTIONS)}")
-        return value
-
-    @field_validator("calib_method")
-    @classmethod
-    def _calib_method(cls, value: str) -> str:
-        if value not in CALIB_METHODS:
-            raise ValueError(f"{value!r} is not one of {', '.join(CALIB_METHODS)}")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        allowed = FUNCTIONS if info.field_name == "function" else CALIB_METHODS
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
         return value
 
     def options(self, size: RecipeSize) -> SourceOptions:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from rich.markup import escape
 from edgefmp.backends.catalog import Catalog, default_catalog_path, load_catalog
 from edgefmp.cost.meters import select_meter
 from edgefmp.errors import ConfigError, PolicyError
+from edgefmp.files import check_output_file
 from edgefmp.policies import Policy, create
 from edgefmp.policies.feedback import AuditSampler, LabelRecord, read_labels
 from edgefmp.program import load_program
@@ -262,15 +262,7 @@ def _check_state_path(path: Path) -> None:
     can be written, and an existing file there is a state file (never overwrite anything else)."""
     if path.is_dir():
         raise ConfigError(f"--state {path} is a folder; give a file path such as {path / 'policy_state.npz'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise ConfigError(
-            f"cannot save the policy state to {path}: {exc.strerror or exc}{where}; choose a writable --state path"
-        ) from exc
+    check_output_file(path, "the policy state")
     if path.exists():
         with path.open("rb") as f:
             head = f.read(16)

@@ -98,11 +98,12 @@ def register(app: typer.Typer) -> None:
         # OpenMP threads that sleep instead of spinning: same numbers, and on a machine shared
         # with other jobs a 2-thread build runs several times faster. Must precede torch's import.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from edgefmp.cli import user_errors  # here: cli imports this module while it loads
         from edgefmp.zoo.build import BuildConfig, build_zoo
         from edgefmp.zoo.catalog import write_catalog
         from edgefmp.zoo.specs import select
 
-        try:
+        with user_errors():
             chosen = select(models)
             cfg = BuildConfig.quick(threads) if quick else BuildConfig(threads=threads)
             try:
@@ -113,9 +114,6 @@ def register(app: typer.Typer) -> None:
             finally:
                 # A model rebuilt without its int8 variant must not stay named by an older catalog.
                 _refresh_catalog(out)
-        except EdgeFMPError as exc:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from None
         t = result["timings"]
         console.print(
             f"built {len(result['models'])} models into {escape(str(out))} in {t['total_s']:.0f} s "
@@ -138,14 +136,11 @@ def register(app: typer.Typer) -> None:
         readme: Annotated[bool, typer.Option("--readme/--no-readme", help="rewrite README.md and catalog.yaml")] = True,
     ) -> None:
         """Accuracy (clean and per corruption severity), latency and size of every model and precision."""
+        from edgefmp.cli import user_errors  # here: cli imports this module while it loads
         from edgefmp.zoo.report import run_evaluation
 
-        try:
-            with _bars() as bars:
-                written = run_evaluation(models_dir, scenes, threads, runs, readme, RichProgress(bars))
-        except EdgeFMPError as exc:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from None
+        with user_errors(), _bars() as bars:
+            written = run_evaluation(models_dir, scenes, threads, runs, readme, RichProgress(bars))
         for path in written:
             console.print(f"wrote {escape(str(path))}")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,23 +29,42 @@ def frames_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An fp32 classifier (images -> logits), batch axis dynamic."""
-    pytest.importorskip("torch")
+def export_classifier(path: Path, image_axes: dict[int, str]) -> Path:
+    """The tiny torch classifier (images -> logits) as ONNX at `path`, `image_axes` dynamic."""
     import torch
 
     from edgefmp.export.torch_source import torch_export
     from tests.export.tiny_nets import build_classifier
 
-    path = tmp_path_factory.mktemp("onnx") / "cls.onnx"
     torch_export(
         build_classifier().eval(),
         (torch.rand(1, 3, 32, 32),),
         path,
         ["images"],
         ["logits"],
-        {"images": {0: "batch"}, "logits": {0: "batch"}},
+        {"images": image_axes, "logits": {0: "batch"}},
         17,
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An fp32 classifier (images -> logits), batch axis dynamic."""
+    pytest.importorskip("torch")
+    return export_classifier(tmp_path_factory.mktemp("onnx") / "cls.onnx", {0: "batch"})
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """A typer group with only `edgefmp export` registered, as edgefmp.cli registers it."""
+    from edgefmp.export.commands import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def main() -> None:  # a group, as in edgefmp.cli
+        """edgefmp"""
+
+    return app

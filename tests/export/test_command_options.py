@@ -17,25 +17,13 @@ from typer.testing import CliRunner
 
 from edgefmp.backends.manifest import parse_manifest
 from edgefmp.errors import ConfigError
-from edgefmp.export.commands import build_job, register
+from edgefmp.export.commands import build_job
 from edgefmp.export.recipes import load_recipe
 
 pytest.importorskip("torch")
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "EXPORT.md"
 CLASSIFIER = "torch:tests.export.tiny_nets:build_classifier"
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def main() -> None:  # a group, as in edgefmp.cli
-        """edgefmp"""
-
-    return app
 
 
 def _run(app: typer.Typer, *args: str) -> tuple[int, str]:

@@ -10,6 +10,7 @@ import pytest
 from edgefmp.backends.manifest import parse_manifest
 from edgefmp.export.pipeline import ExportJob, SizeSpec, run_job
 from edgefmp.export.sources import SourceOptions
+from tests.export.conftest import export_classifier
 
 pytest.importorskip("torch")
 pytest.importorskip("optimum.exporters.onnx")
@@ -52,22 +53,7 @@ def test_reexport_takes_the_image_shape_from_the_manifest(
 
 
 def _fully_dynamic_classifier(path: Path) -> Path:
-    import torch
-
-    from edgefmp.export.torch_source import torch_export
-    from tests.export.tiny_nets import build_classifier
-
-    axes = {0: "batch", 1: "channels", 2: "height", 3: "width"}
-    torch_export(
-        build_classifier().eval(),
-        (torch.rand(1, 3, 32, 32),),
-        path,
-        ["images"],
-        ["logits"],
-        {"images": axes, "logits": {0: "batch"}},
-        17,
-    )
-    return path
+    return export_classifier(path, {0: "batch", 1: "channels", 2: "height", 3: "width"})
 
 
 def test_unresolvable_dynamic_axes_ask_for_input_shape(tmp_path: Path) -> None:

@@ -11,22 +11,9 @@ import typer
 from typer.testing import CliRunner
 
 from edgefmp.backends.manifest import ONNX_METADATA_KEY, parse_manifest
-from edgefmp.export.commands import register
 from edgefmp.export.publish import onnx_file_sha256
 
 pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def main() -> None:  # a group, as in edgefmp.cli
-        """edgefmp"""
-
-    return app
 
 
 def _run(app: typer.Typer, *args: str) -> tuple[int, str]:
